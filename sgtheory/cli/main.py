@@ -1,0 +1,78 @@
+"""Entry point of the ``sgtheory`` command: dispatch to the subcommand modules of this package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+
+import sgtheory.cli as _cli_pkg
+from sgtheory.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message):  # noqa: D102 - argparse API
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def subcommand_modules() -> list[str]:
+    """Names of the subcommand modules in :mod:`sgtheory.cli` (every module but this and privates)."""
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(_cli_pkg.__path__)
+        if not m.name.startswith("_") and m.name != "main"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sgtheory import __version__
+
+    parser = Parser(prog="sgtheory", description="Theory and analysis of synthetic gradients (SG) and DNI.")
+    parser.add_argument("--version", action="version", version=f"sgtheory {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in subcommand_modules():
+        importlib.import_module(f"sgtheory.cli.{name}").register(sub)
+    return parser
+
+
+def emit(summary: dict, as_json: bool, text: str | None = None) -> None:
+    """Print the one-line summary: JSON with ``--json``, else ``text`` (or compact JSON)."""
+    if as_json or text is None:
+        print(json.dumps(summary, default=_jsonable), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def _jsonable(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        rc = args.func(args)
+    except InputError as exc:
+        print(f"sgtheory {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"sgtheory {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The analysis-script framework behind ``analyses/`` and ``sgtheory repro``.
+
+Each script in ``analyses/`` reproduces one figure or table of the paper. It calls
+:func:`analysis_main` with two functions:
+
+- ``compute(args) -> (arrays, meta)``: the expensive part; ``arrays`` (name -> numeric array) is
+  written to ``OUT/data/NAME.npz`` and ``meta`` (JSON-able dict) to ``OUT/data/NAME.json``;
+- ``plot(arrays, meta, out) -> summary``: draws figures into ``OUT`` from the saved data and
+  returns a small dict of headline numbers, printed as one JSON line.
+
+``--replot`` redraws from the saved data without recomputing. All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from sgtheory.errors import InputError
+from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def analyses_dir() -> Path:
+    """The ``analyses/`` folder of the source checkout (``$SGTHEORY_ANALYSES`` overrides)."""
+    env = os.environ.get("SGTHEORY_ANALYSES")
+    return Path(env) if env else REPO_ROOT / "analyses"
+
+
+def default_out() -> Path:
+    """Where figures go by default: ``figures/`` of the checkout."""
+    return REPO_ROOT / "figures"
+
+
+def available_analyses(folder: Path | None = None) -> dict[str, Path]:
+    """Name -> script path of every analysis (``analyses/*.py`` not starting with ``_``)."""
+    folder = folder or analyses_dir()
+    if not folder.is_dir():
+        raise InputError(f"analyses folder {folder} not found (run from a source checkout, or set SGTHEORY_ANALYSES)")
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
+
+
+def analysis_main(
+    name: str,
+    compute: Callable[[argparse.Namespace], tuple[dict, dict]],
+    plot: Callable[[dict, dict, Path], dict],
+    argv: list[str] | None = None,
+    *,
+    description: str | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Parse the standard analysis options, compute (or reload) the data, plot, print a summary."""
+    from sgtheory.cli.main import Parser
+
+    parser = Parser(prog=f"analyses/{name}.py", description=description)
+    parser.add_argument("--quick", action="store_true", help="small, fast settings (CPU, minutes)")
+    parser.add_argument("--out", default=str(default_out()), help="output folder (default: figures/)")
+    parser.add_argument("--replot", action="store_true", help="redraw figures from OUT/data without recomputing")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        out = ensure_writable_dir(args.out)
+        data_dir = ensure_writable_dir(out / "data")
+        if args.replot:
+            arrays = load_npz(data_dir / f"{name}.npz", what="saved data")
+            meta = read_json(data_dir / f"{name}.json", what="saved data")
+        else:
+            t0 = time.perf_counter()
+            arrays, meta = compute(args)
+            meta = {"analysis": name, "quick": bool(args.quick), "seed": args.seed,
+                    "seconds": round(time.perf_counter() - t0, 2), **meta}
+            savez(data_dir / f"{name}.npz", arrays)
+            write_json(data_dir / f"{name}.json", meta)
+        summary = plot(arrays, meta, out) or {}
+    except InputError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"analysis": name, **summary}, default=str), flush=True)
+    return 0
+
+
+def run_analyses(names: list[str], *, quick: bool, out: Path, progress: bool = True) -> list[dict]:
+    """Run analysis scripts one after the other, each in its own process (isolated JAX config).
+
+    Returns one record per analysis: name, return code, seconds, and its summary line if any.
+    """
+    scripts = available_analyses()
+    names = list(names) or list(scripts)
+    unknown = [n for n in names if n not in scripts]
+    if unknown:
+        raise InputError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(scripts)}")
+    ensure_writable_dir(out)
+    records = []
+    for i, name in enumerate(names):
+        cmd = [sys.executable, str(scripts[name]), "--out", str(out)] + (["--quick"] if quick else [])
+        if progress:
+            print(f"[{i + 1}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        summary = None
+        for line in reversed(proc.stdout.strip().splitlines()):
+            try:
+                summary = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+        rec = {"name": name, "rc": proc.returncode, "seconds": round(secs, 1), "summary": summary}
+        if proc.returncode != 0:
+            rec["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+            if progress:
+                print(f"    FAILED (rc={proc.returncode}):\n      " + "\n      ".join(rec["stderr_tail"]),
+                      file=sys.stderr)
+        elif progress:
+            print(f"    ok in {secs:.1f}s", file=sys.stderr)
+        records.append(rec)
+    return records

@@ -1,0 +1,33 @@
+"""Test settings: float64 JAX for closed-form checks, Agg backend, fixed seeds.
+
+float64 is switched on here, once, before any test imports JAX code, and never flipped inside a
+test. Code that must run in float32 (nets, benchmarks) asks for its dtype explicitly.
+"""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed numpy Generator (never the global RNG)."""
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def key():
+    """A fixed JAX PRNG key."""
+    return jax.random.PRNGKey(0)

@@ -1,0 +1,67 @@
+"""The shared plumbing: atomic writes, pickle-free loading, the CLI's error contract, repro discovery."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sgtheory import InputError
+from sgtheory.cli.main import main, subcommand_modules
+from sgtheory.io import atomic_path, load_npz, savez, write_json
+from sgtheory.repro import available_analyses
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    dest = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(dest) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert not dest.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_savez_roundtrip_and_order(tmp_path):
+    arrays = {"z": np.arange(3), "a": np.eye(2)}
+    savez(tmp_path / "x.npz", arrays)
+    back = load_npz(tmp_path / "x.npz")
+    assert list(back) == ["z", "a"]
+    np.testing.assert_array_equal(back["a"], np.eye(2))
+
+
+def test_load_npz_refuses_pickle_and_corruption(tmp_path):
+    np.savez(tmp_path / "p.npz", obj=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="pickle"):
+        load_npz(tmp_path / "p.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="corrupt"):
+        load_npz(tmp_path / "bad.npz")
+    with pytest.raises(InputError, match="no such file"):
+        load_npz(tmp_path / "missing.npz")
+
+
+def test_write_json_numpy(tmp_path):
+    write_json(tmp_path / "a.json", {"x": np.float32(1.5), "v": np.arange(2)})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "v": [0, 1]}
+
+
+def test_cli_unknown_command_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice" in err[0]
+
+
+def test_repro_and_subcommands_registered():
+    assert "repro" in subcommand_modules()
+    assert len(available_analyses()) >= 1
+
+
+def test_repro_unknown_analysis_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sgtheory.cli.main", "repro", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unknown analysis" in proc.stderr and "Traceback" not in proc.stderr
