@@ -1,0 +1,239 @@
+"""SG loss-approximation probes (claim C8 of Czarnecki et al. 2017, arXiv 1703.00522, section 3).
+
+The layers below a synthetic-gradient module follow ``SG(h, y)`` instead of ``∂L/∂h``. If the SG field
+is a gradient field, ``SG = ∇_h L_SG``, they descend an implied loss ``L_SG``; how well ``L_SG`` tracks
+the true loss ``L`` is what these probes measure.
+
+- Any SG module (a callable ``sg(h, y) -> ŝ`` with ``ŝ.shape == h.shape``): the line integral of the
+  SG along the straight path from ``h0`` to ``h1``,
+
+      I(h0, h1; y) = ∫₀¹ ⟨SG(h0 + t·(h1 − h0), y), h1 − h0⟩ dt,
+
+  equals ``L_SG(h1, y) − L_SG(h0, y)`` when the field is a gradient, and is compared with the true loss
+  difference ``L(h1, y) − L(h0, y)`` (:func:`sg_line_integral`, :func:`compare_line_integral`).
+- Along a training run: the change of the implied loss over each step (the line integral of the SG in
+  use at that step, from ``h_t`` to ``h_{t+1}``) against the change of the true loss
+  (:func:`trajectory_loss_changes`, :func:`loss_change_correlation`).
+- Linear (c)SG ``SG(h, y) = hA + yB + C``: the implied quadratic loss, its symmetric / antisymmetric
+  split and the per-class minimiser ``h*(y)`` come from :mod:`sgtheory.linear.surrogate`
+  (collected here by :func:`linear_sg_probe`; :func:`linear_sg_fn` and :func:`implied_loss_fn` turn a
+  linear SG into the callables the generic probes take).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from sgtheory.errors import InputError
+from sgtheory.linear import surrogate
+from sgtheory.validate import finite_array
+
+SGFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+LossFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+
+RULES = ("gauss", "trapezoid")
+
+
+def quadrature(n_points: int, rule: str = "gauss") -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``t`` in [0, 1] and weights ``w`` (summing to 1) for ``∫₀¹ f(t) dt ≈ Σ w f(t)``.
+
+    ``"gauss"``: Gauss–Legendre, exact for polynomials in ``t`` of degree ≤ 2·n_points − 1 (so one node is
+    exact for a linear SG). ``"trapezoid"``: ``n_points`` ≥ 2 equally spaced nodes, exact for degree ≤ 1.
+    """
+    if rule not in RULES:
+        raise InputError(f"rule: unknown value {rule!r}; choose from {', '.join(RULES)}")
+    if int(n_points) != n_points or n_points < (2 if rule == "trapezoid" else 1):
+        raise InputError(f"n_points: need an integer >= {2 if rule == 'trapezoid' else 1}, got {n_points!r}")
+    n = int(n_points)
+    if rule == "gauss":
+        x, w = np.polynomial.legendre.leggauss(n)
+        return (x + 1.0) / 2.0, w / 2.0
+    t = np.linspace(0.0, 1.0, n)
+    w = np.full(n, 1.0 / (n - 1))
+    w[[0, -1]] /= 2.0
+    return t, w
+
+
+def sg_line_integral(sg: SGFn, h0, h1, y=None, *, n_points: int = 16, rule: str = "gauss") -> np.ndarray:
+    """Per-sample line integral of an SG field along the straight path ``h0 → h1``.
+
+    Args:
+      sg: ``sg(h, y) -> ŝ``, vectorised over rows: ``h`` is ``(m, d)``, ``y`` is ``(m, c)`` (or ``None``).
+      h0, h1: ``(n, d)`` start and end activations.
+      y: ``(n, c)`` conditioning (e.g. one-hot labels), or ``None`` for an unconditioned SG.
+      n_points, rule: the quadrature (see :func:`quadrature`).
+
+    Returns:
+      ``(n,)`` array ``I_i = Σ_q w_q ⟨sg(h0_i + t_q (h1_i − h0_i), y_i), h1_i − h0_i⟩``. The SG is called once,
+      on all ``n_points · n`` points stacked.
+    """
+    h0 = finite_array(h0, "h0", ndim=2)
+    h1 = finite_array(h1, "h1", ndim=2)
+    if h0.shape != h1.shape:
+        raise InputError(f"h1: shape {h1.shape} differs from h0's {h0.shape}")
+    t, w = quadrature(n_points, rule)
+    n, d = h0.shape
+    dh = h1 - h0
+    points = (h0[None] + t[:, None, None] * dh[None]).reshape(len(t) * n, d)
+    ys = None
+    if y is not None:
+        y = finite_array(y, "y", min_rows=n)
+        if y.shape[0] != n:
+            raise InputError(f"y: {y.shape[0]} rows for {n} activations")
+        ys = np.broadcast_to(y[None], (len(t),) + y.shape).reshape((len(t) * n,) + y.shape[1:])
+    s = np.asarray(sg(points, ys), dtype=np.float64)
+    if s.shape != points.shape:
+        raise InputError(f"sg: returned shape {s.shape} for activations of shape {points.shape}")
+    s = s.reshape(len(t), n, d)
+    return np.einsum("q,qnd,nd->n", w, s, dh)
+
+
+@dataclass(frozen=True)
+class LossApproximation:
+    """How well SG-implied loss changes track true loss changes.
+
+    Attributes:
+      implied: ``(m,)`` implied-loss changes (SG line integrals).
+      true: ``(m,)`` true-loss changes.
+      correlation: Pearson correlation of ``implied`` and ``true`` (NaN if either is constant).
+      sign_agreement: share of pairs where both changes have the same sign.
+      relative_error: ``‖implied − true‖ / ‖true‖``.
+      slope: least-squares slope of ``implied`` on ``true`` (1 for a perfect match).
+    """
+
+    implied: np.ndarray
+    true: np.ndarray
+    correlation: float
+    sign_agreement: float
+    relative_error: float
+    slope: float
+
+    def summary(self) -> dict:
+        """The scalar fields, for JSON."""
+        return {"correlation": self.correlation, "sign_agreement": self.sign_agreement,
+                "relative_error": self.relative_error, "slope": self.slope, "n": int(self.true.size)}
+
+
+def loss_change_correlation(implied, true) -> LossApproximation:
+    """Compare implied-loss changes with true-loss changes (both ``(m,)``, m ≥ 2)."""
+    a = finite_array(implied, "implied", ndim=1, min_rows=2).astype(np.float64)
+    b = finite_array(true, "true", ndim=1, min_rows=2).astype(np.float64)
+    if a.shape != b.shape:
+        raise InputError(f"implied: {a.size} changes but true has {b.size}")
+    ac, bc = a - a.mean(), b - b.mean()
+    denom = np.sqrt((ac @ ac) * (bc @ bc))
+    corr = float(ac @ bc / denom) if denom > 0 else float("nan")
+    bb = float(b @ b)
+    return LossApproximation(
+        implied=a, true=b, correlation=corr,
+        sign_agreement=float(np.mean(np.sign(a) == np.sign(b))),
+        relative_error=float(np.linalg.norm(a - b) / np.sqrt(bb)) if bb > 0 else float("inf"),
+        slope=float(a @ b / bb) if bb > 0 else float("nan"),
+    )
+
+
+def compare_line_integral(sg: SGFn, loss: LossFn, h0, h1, y=None, *, n_points: int = 16,
+                          rule: str = "gauss") -> LossApproximation:
+    """SG line integral ``h0 → h1`` against the true loss difference, per sample.
+
+    ``loss(h, y) -> (n,)`` is the per-sample true loss as a function of the activation ``h`` at the SG's
+    layer (the layers above held fixed). Returns a :class:`LossApproximation` over the ``n`` samples.
+    """
+    implied = sg_line_integral(sg, h0, h1, y, n_points=n_points, rule=rule)
+    true = _per_sample_loss(loss, h1, y) - _per_sample_loss(loss, h0, y)
+    return loss_change_correlation(implied, true)
+
+
+def trajectory_loss_changes(sg: SGFn | Sequence[SGFn], loss: LossFn | Sequence[LossFn], hs, y=None, *,
+                            n_points: int = 16, rule: str = "gauss") -> LossApproximation:
+    """Implied vs true loss changes over each step of a training run.
+
+    Args:
+      sg: the SG module, or a sequence of ``T − 1`` modules (the one in use at each step ``t``).
+      loss: the per-sample true loss ``loss(h, y) -> (n,)``, or ``T − 1`` of them (the layers above at step t).
+      hs: ``(T, n, d)`` activations at the SG's layer after each step (T ≥ 3).
+      y: ``(n, c)`` conditioning shared by all steps, or ``None``.
+
+    Step ``t`` contributes the sample-mean implied change ``mean_i I(h_t, h_{t+1}; y)_i`` (using ``sg[t]``)
+    and the true change ``mean_i [L_t(h_{t+1}) − L_t(h_t)]_i``.
+    """
+    hs = finite_array(hs, "hs", ndim=3, min_rows=3)
+    steps = hs.shape[0] - 1
+    sgs = _per_step(sg, steps, "sg")
+    losses = _per_step(loss, steps, "loss")
+    implied = np.empty(steps)
+    true = np.empty(steps)
+    for t in range(steps):
+        implied[t] = sg_line_integral(sgs[t], hs[t], hs[t + 1], y, n_points=n_points, rule=rule).mean()
+        true[t] = np.mean(_per_sample_loss(losses[t], hs[t + 1], y) - _per_sample_loss(losses[t], hs[t], y))
+    return loss_change_correlation(implied, true)
+
+
+def _per_step(fn, steps: int, name: str) -> list:
+    if callable(fn):
+        return [fn] * steps
+    fns = list(fn)
+    if len(fns) != steps:
+        raise InputError(f"{name}: {len(fns)} functions for {steps} steps")
+    return fns
+
+
+def _per_sample_loss(loss: LossFn, h: np.ndarray, y) -> np.ndarray:
+    v = np.asarray(loss(h, y), dtype=np.float64)
+    if v.shape != (h.shape[0],):
+        raise InputError(f"loss: returned shape {v.shape}; expected per-sample losses ({h.shape[0]},)")
+    return v
+
+
+@dataclass(frozen=True)
+class LinearSGProbe:
+    """The implied quadratic loss of a linear (c)SG ``SG(h, y) = hA + yB + C`` (float64 numpy).
+
+    Attributes:
+      A_s, A_a: ``(d, d)`` symmetric part (Hessian of ``L_SG``) and antisymmetric (rotational) part of ``A``.
+      share: ``‖A_a‖_F / ‖A‖_F`` in [0, 1], the non-gradient share of the SG field.
+      curvature: ``(d,)`` eigenvalues of ``A_s``, ascending; all ≥ 0 means ``L_SG`` is convex.
+      h_star: ``(k, d)`` per-class stationary point of ``L_SG`` (row c for the one-hot label e_c), or
+        ``(1, d)`` for an unconditioned SG.
+      singular: whether ``A_s`` is singular (then ``h_star`` is the minimum-norm least-squares point).
+    """
+
+    A_s: np.ndarray
+    A_a: np.ndarray
+    share: float
+    curvature: np.ndarray
+    h_star: np.ndarray
+    singular: bool
+
+    @property
+    def convex(self) -> bool:
+        """``A_s`` positive semi-definite (up to round-off): every ``h_star`` row is a minimum."""
+        scale = max(float(np.abs(self.curvature).max()), np.finfo(float).tiny)
+        return bool(self.curvature[0] >= -1e-10 * scale)
+
+
+def linear_sg_probe(A, B=None, C=None) -> LinearSGProbe:
+    """Implied loss, sym/antisym split and per-class minimisers of ``hA + yB + C``.
+
+    ``A`` ``(d, d)``, ``B`` ``(k, d)`` or ``None``, ``C`` ``(d,)`` or ``None``. With ``B`` given the labels are
+    taken one-hot, ``y = e_c`` for each class ``c < k``. Built on :mod:`sgtheory.linear.surrogate`.
+    """
+    s = surrogate.split(A, B, C)
+    y = None if B is None else np.eye(np.asarray(B).shape[0])
+    h_star, singular = surrogate.minimiser(y, A, B, C)
+    return LinearSGProbe(A_s=np.asarray(s.A_s, dtype=np.float64), A_a=np.asarray(s.A_a, dtype=np.float64),
+                         share=float(s.share), curvature=np.asarray(surrogate.curvature(A), dtype=np.float64),
+                         h_star=np.asarray(h_star, dtype=np.float64), singular=bool(singular))
+
+
+def linear_sg_fn(A, B=None, C=None) -> SGFn:
+    """The callable ``(h, y) -> hA + yB + C`` (numpy out), for :func:`sg_line_integral`."""
+    return lambda h, y: np.asarray(surrogate.sg_field(h, y, A, B, C))
+
+
+def implied_loss_fn(A, B=None, C=None) -> LossFn:
+    """The callable ``(h, y) -> L_SG(h, y)`` per sample (numpy out); see :func:`surrogate.implied_loss`."""
+    return lambda h, y: np.asarray(surrogate.implied_loss(h, y, A, B, C))
