@@ -1,0 +1,167 @@
+"""Activation files, SG loss-approximation probes (C8) and the ``sgtheory probe`` command."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from sgtheory import InputError
+from sgtheory.represent import activations as act
+from sgtheory.represent import sg_probes as sp
+
+# ---------------------------------------------------------------- activation files
+
+
+def test_npz_keeps_layer_order_and_labels(tmp_path, rng):
+    path = tmp_path / "acts.npz"
+    z, a, m = rng.normal(size=(20, 3)), rng.normal(size=(20, 5)), rng.normal(size=(20, 2))
+    np.savez(path, zeta=z, alpha=a, mid=m, labels=np.arange(20) % 4)
+    got = act.load_activations(path)
+    assert got.names == ("zeta", "alpha", "mid")  # archive order, not alphabetical
+    np.testing.assert_array_equal(got.arrays[1], a)
+    np.testing.assert_array_equal(got.labels, np.arange(20) % 4)
+    # an explicit `layers` key picks and orders a subset
+    np.savez(path, zeta=z, alpha=a, mid=m, layers=np.array(["mid", "zeta"]))
+    got = act.load_activations(path)
+    assert got.names == ("mid", "zeta") and got.labels is None
+    assert act.load_activations(path, layers=[-1]).names == ("zeta",)
+
+
+def test_conv_maps_flattened_with_note(tmp_path, rng):
+    path = tmp_path / "conv.npz"
+    np.savez(path, conv=rng.normal(size=(6, 2, 3, 3)), fc=rng.normal(size=(6, 4)))
+    got = act.load_activations(path)
+    assert got.arrays[0].shape == (6, 18) and "flattened" in got.notes[0]
+
+
+def test_safetensors_order_from_metadata_or_natural_sort(tmp_path, rng):
+    st = pytest.importorskip("safetensors.numpy")
+    arrs = {f"layer{i}": rng.normal(size=(8, 3)).astype(np.float32) for i in (10, 2, 1)}
+    st.save_file(arrs, str(tmp_path / "a.safetensors"))
+    assert act.load_activations(tmp_path / "a.safetensors").names == ("layer1", "layer2", "layer10")
+    st.save_file(arrs, str(tmp_path / "b.safetensors"), metadata={"layers": '["layer10", "layer1"]'})
+    got = act.load_activations(tmp_path / "b.safetensors")
+    assert got.names == ("layer10", "layer1")
+    np.testing.assert_array_equal(got.arrays[0], arrs["layer10"].astype(np.float64))
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "pickled", "samples", "one_d", "nan", "count",
+                                  "bad_layers_key", "bad_suffix", "corrupt_safetensors"])
+def test_bad_activation_files_raise_one_input_error(tmp_path, rng, case):
+    path = tmp_path / "acts.npz"
+    kwargs = {}
+    if case == "corrupt":
+        path.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    elif case == "pickled":
+        np.savez(path, a=np.array([{"x": 1}], dtype=object))
+    elif case == "samples":
+        np.savez(path, a=rng.normal(size=(10, 3)), b=rng.normal(size=(9, 3)))
+    elif case == "one_d":
+        np.savez(path, a=rng.normal(size=10))
+    elif case == "nan":
+        np.savez(path, a=np.full((4, 2), np.nan))
+    elif case == "count":
+        np.savez(path, a=rng.normal(size=(10, 3)), b=rng.normal(size=(10, 3)))
+        kwargs = {"n_layers": 3}
+    elif case == "bad_layers_key":
+        np.savez(path, a=rng.normal(size=(10, 3)), layers=np.array(["a", "nope"]))
+    elif case == "bad_suffix":
+        path = tmp_path / "acts.pkl"
+        path.write_bytes(pickle.dumps({"a": 1}))
+    elif case == "corrupt_safetensors":
+        path = tmp_path / "acts.safetensors"
+        path.write_bytes(b"\xff" * 64)
+    with pytest.raises(InputError) as info:
+        act.load_activations(path, **kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+
+
+def test_layer_selection_out_of_range(tmp_path, rng):
+    path = tmp_path / "a.npz"
+    np.savez(path, a=rng.normal(size=(5, 2)))
+    with pytest.raises(InputError, match="has 1 layers"):
+        act.load_activations(path, layers=[3])
+
+
+# ---------------------------------------------------------------- SG loss probes
+
+
+def _quartic(h, y):
+    """A non-quadratic per-sample loss and its exact gradient (the 'true gradient' SG)."""
+    return np.sum(0.25 * h**4 - y * h, axis=1)
+
+
+def _quartic_grad(h, y):
+    return h**3 - y
+
+
+def test_line_integral_of_true_gradient_is_loss_difference(rng):
+    h0, h1, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    res = sp.compare_line_integral(_quartic_grad, _quartic, h0, h1, y, n_points=2)
+    # Gauss–Legendre with 2 nodes is exact for the cubic-in-t integrand: round-off only (1e-12 relative).
+    np.testing.assert_allclose(res.implied, res.true, rtol=1e-12, atol=1e-12)
+    assert res.correlation == pytest.approx(1.0, abs=1e-12) and res.sign_agreement == 1.0
+    # trapezoid converges as O(1/n²): with 400 nodes the error is ~ max|f''|/(12·400²) ≪ 1e-3.
+    trap = sp.sg_line_integral(_quartic_grad, h0, h1, y, n_points=400, rule="trapezoid")
+    np.testing.assert_allclose(trap, res.true, rtol=1e-3, atol=1e-3)
+
+
+def test_symmetric_linear_sg_integral_equals_implied_loss_difference(rng):
+    d, k, n = 6, 3, 25
+    M = rng.normal(size=(d, d))
+    A, B, C = M + M.T, rng.normal(size=(k, d)), rng.normal(size=d)
+    y = np.eye(k)[rng.integers(0, k, n)]
+    h0, h1 = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    integral = sp.sg_line_integral(sp.linear_sg_fn(A, B, C), h0, h1, y, n_points=1)
+    implied = sp.implied_loss_fn(A, B, C)
+    # one Gauss node is exact for a linear field; float64 round-off only.
+    np.testing.assert_allclose(integral, implied(h1, y) - implied(h0, y), rtol=1e-12, atol=1e-11)
+    # an antisymmetric part adds a path-dependent term: the straight-line integral then differs
+    R = rng.normal(size=(d, d))
+    rot = sp.sg_line_integral(sp.linear_sg_fn(A + R - R.T, B, C), h0, h1, y, n_points=1)
+    # straight path: <h0 A_a, h1 - h0> + ½<dh A_a, dh> = h0 A_a h1ᵀ (the antisymmetric term is not 0).
+    np.testing.assert_allclose(rot - integral, np.einsum("nd,de,ne->n", h0, R - R.T, h1), rtol=1e-10, atol=1e-10)
+
+
+def test_per_class_minimiser_is_stationary(rng):
+    d, k = 5, 4
+    M = rng.normal(size=(d, d))
+    A = M @ M.T + 0.5 * np.eye(d) + 0.3 * (M - M.T)  # SPD symmetric part plus a rotation
+    B, C = rng.normal(size=(k, d)), rng.normal(size=d)
+    probe = sp.linear_sg_probe(A, B, C)
+    assert probe.h_star.shape == (k, d) and probe.convex and not probe.singular
+    assert 0 < probe.share < 1
+    grad = sp.implied_loss_fn(A, B, C)
+    # stationary: the implied gradient h A_s + yB + C vanishes (1e-10: solve round-off)
+    np.testing.assert_allclose(probe.h_star @ probe.A_s + B + C, 0.0, atol=1e-10)
+    # and a minimum: every perturbation raises the implied loss
+    y = np.eye(k)
+    for _ in range(5):
+        eps = 1e-2 * rng.normal(size=(k, d))
+        assert np.all(grad(probe.h_star + eps, y) > grad(probe.h_star, y))
+
+
+def test_trajectory_correlation_descending_true_loss(rng):
+    # gradient descent on the quartic loss, with the true gradient as SG: changes agree exactly
+    y = rng.normal(size=(10, 3))
+    hs = [rng.normal(size=(10, 3))]
+    for _ in range(12):
+        hs.append(hs[-1] - 0.05 * _quartic_grad(hs[-1], y))
+    res = sp.trajectory_loss_changes(_quartic_grad, _quartic, np.stack(hs), y, n_points=3)
+    np.testing.assert_allclose(res.implied, res.true, rtol=1e-10)
+    assert np.all(res.true < 0) and res.correlation > 0.999999
+    with pytest.raises(InputError, match="steps"):
+        sp.trajectory_loss_changes([_quartic_grad] * 3, _quartic, np.stack(hs), y)
+
+
+def test_probe_input_errors(rng):
+    with pytest.raises(InputError, match="h1"):
+        sp.sg_line_integral(_quartic_grad, np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(InputError, match="sg"):
+        sp.sg_line_integral(lambda h, y: h[:, :1], np.zeros((3, 2)), np.ones((3, 2)))
+    with pytest.raises(InputError, match="rule"):
+        sp.quadrature(3, "simpson")
