@@ -1,0 +1,50 @@
+"""Linear and deep linear models trained with synthetic gradients: problems, rules, theory, sweeps.
+
+- :mod:`~sgtheory.linear.problems`  problems as population moments (and optional samples)
+- :mod:`~sgtheory.linear.datasets`  four basic artificial data sets, any dimension
+- :mod:`~sgtheory.linear.config`    the static experiment description (:class:`Config`)
+- :mod:`~sgtheory.linear.sg`        synthetic-gradient modules and the exact line search
+- :mod:`~sgtheory.linear.rules`     backprop / SG learning rules: ``init``, ``step``, ``loss``, ``sg_loss``
+- :mod:`~sgtheory.linear.optimum`   the global optimum of the original problem
+- :mod:`~sgtheory.linear.dynamics`  recorded runs (discrete steps) and the gradient-flow limit
+"""
+
+from sgtheory.linear import datasets
+from sgtheory.linear.config import Config, make_config
+from sgtheory.linear.dynamics import Trajectory, flow, trajectory
+from sgtheory.linear.optimum import Optimum, optimum
+from sgtheory.linear.problems import Problem, from_moments, from_samples
+from sgtheory.linear.rules import (
+    State,
+    effective,
+    fit_sg,
+    gradients,
+    init,
+    loss,
+    sg_loss,
+    signals,
+    step,
+)
+
+__all__ = [
+    "datasets",
+    "Config",
+    "make_config",
+    "Problem",
+    "from_moments",
+    "from_samples",
+    "State",
+    "init",
+    "step",
+    "gradients",
+    "loss",
+    "sg_loss",
+    "signals",
+    "effective",
+    "fit_sg",
+    "Optimum",
+    "optimum",
+    "Trajectory",
+    "trajectory",
+    "flow",
+]
