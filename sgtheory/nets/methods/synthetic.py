@@ -1,0 +1,123 @@
+"""Synthetic gradients: a learned module predicts a layer's gradient (DNI, Jaderberg et al. 2017).
+
+``sg`` / ``csg``: one SG module at hidden layer ``k`` (default ``max(1, D // 2)``, the middle of
+the hidden stack). Layers above ``k`` and the output learn by backprop, which also yields the SG's
+regression target, the true ``∂ℓ/∂h_k``. Layers ``1..k`` learn by the chain rule from
+``δ_k = mix·SG(h_k[, y]) + (1 − mix)·∂ℓ/∂h_k`` (``mix = 1``, the default, is pure SG; ``mix = 0`` is BP).
+
+``sg-every`` / ``csg-every``: a module at every hidden layer. The top module regresses onto the
+true ``∂ℓ/∂h_D``; module ``k < D`` onto the bootstrapped target ``δa_{k+1} W_{k+1}ᵀ``, i.e. the
+signal used at layer ``k+1`` carried down one layer (Czarnecki et al. 2017, §2). Each layer learns
+from ``δ_k = mix·SG_k + (1 − mix)·target_k``. Cost: one forward pass, the modules, and one local vjp
+per layer — no second backward pass.
+
+``c`` variants condition the module on the one-hot label (cDNI). SG losses ``mean_n ‖SG − target‖²``
+are summed over modules (SG loss weight 1).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from sgtheory.errors import InputError
+from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, assemble, chain
+from sgtheory.nets.mlp import MLPConfig
+from sgtheory.nets.sg_module import SG_MODULES, init_sg, sg_loss
+from sgtheory.nets.tape import Tape
+from sgtheory.validate import choice, int_in_range
+
+_sg_value_and_grad = jax.value_and_grad(sg_loss, has_aux=True)
+
+
+class SyntheticGradient(Method):
+    """SG at one layer (``every=False``) or at every hidden layer; see the module docstring.
+
+    Options: ``layer`` (1..D, single-module variants only), ``module`` ("linear" | "mlp"),
+    ``hidden`` (MLP module width, default 1024), ``mix`` in [0, 1] (weight of the SG in the signal).
+    """
+
+    def __init__(self, *, conditioned: bool, every: bool, layer: int | None = None, module: str = "linear",
+                 hidden: int = 1024, mix: float = 1.0):
+        choice(module, "sg module", SG_MODULES)
+        int_in_range(hidden, "sg hidden units", 1)
+        mix = float(mix)
+        if not 0.0 <= mix <= 1.0:
+            raise InputError(f"mix: must be in [0, 1], got {mix}")
+        if every and layer is not None:
+            raise InputError("sg layer: not an option of the -every methods (they use every hidden layer)")
+        if layer is not None:
+            int_in_range(layer, "sg layer", 1)
+        self.conditioned, self.every = conditioned, every
+        self.layer, self.module, self.hidden, self.mix = layer, module, int(hidden), mix
+        opts = {"module": module, "mix": mix}
+        if module == "mlp":
+            opts["hidden"] = int(hidden)
+        if not every:
+            opts["layer"] = layer
+        super().__init__(**opts)
+
+    @property
+    def name(self) -> str:
+        return ("c" if self.conditioned else "") + "sg" + ("-every" if self.every else "")
+
+    @property
+    def summary(self) -> str:
+        where = "at every hidden layer, bootstrapped targets" if self.every else "at one hidden layer"
+        return f"{'label-conditioned ' if self.conditioned else ''}synthetic gradient {where}"
+
+    @property
+    def properties(self) -> Properties:
+        inputs = "h_i,y" if self.conditioned else "h_i"
+        if self.every:
+            signal = f"SG_i({inputs}); target δa_{{i+1}} W_{{i+1}}ᵀ from SG_{{i+1}}"
+        else:
+            signal = f"i ≤ k: chain rule from SG({inputs.replace('_i', '_k')}); i > k: BP"
+        unlocked = self.mix == 1.0
+        if not unlocked:
+            signal = f"mix·{signal.split(';')[0]} + (1−mix)·target"
+            inputs += ",L" if not self.every else ",e"
+        return Properties(signal, inputs, learned=True, update_locked=not unlocked, backward_locked=not unlocked)
+
+    def sg_layers(self, depth: int) -> list[int]:
+        """The hidden layers carrying an SG module, top first."""
+        if self.every:
+            return list(range(depth, 0, -1))
+        k = self.layer if self.layer is not None else max(1, depth // 2)
+        if k > depth:
+            raise InputError(f"sg layer {k} is outside the net (hidden layers 1..{depth})")
+        return [k]
+
+    def init(self, config: MLPConfig, *, key, dtype=jnp.float32) -> MethodState:
+        layers = self.sg_layers(config.depth)
+        keys = jax.random.split(key, len(layers))
+        learned = {str(k): init_sg(self.module, config.width, config.n_out, conditioned=self.conditioned,
+                                   key=kk, hidden=self.hidden, dtype=dtype) for k, kk in zip(layers, keys)}
+        return MethodState(learned, {})
+
+    def _signal(self, sg_params, tape: Tape, k: int, target):
+        (loss, out), g = _sg_value_and_grad(sg_params, jax.lax.stop_gradient(tape.hiddens[k]), tape.onehot,
+                                            jax.lax.stop_gradient(target))
+        delta = out if self.mix == 1.0 else self.mix * out + (1.0 - self.mix) * target
+        return delta, loss, g
+
+    def credit(self, state: MethodState, tape: Tape) -> Credit:
+        d = tape.depth
+        target = tape.back(tape.error, tape.params[-1]["W"])  # true ∂ℓ/∂h_D
+        layers = self.sg_layers(d)
+        grads, signals, sg_grads, total = {}, {}, {}, 0.0
+        if self.every:
+            for k in layers:
+                delta, loss, sg_grads[str(k)] = self._signal(state.learned[str(k)], tape, k, target)
+                g, s, target = chain(tape, delta, k, k)
+                grads.update(g), signals.update(s)
+                total = total + loss
+        else:
+            (k,) = layers
+            if k < d:
+                g, s, target = chain(tape, target, d, k + 1)
+                grads.update(g), signals.update(s)
+            delta, total, sg_grads[str(k)] = self._signal(state.learned[str(k)], tape, k, target)
+            g, s, _ = chain(tape, delta, k, 1)
+            grads.update(g), signals.update(s)
+        return assemble(tape, grads, signals, sg_grads, total)

@@ -1,0 +1,160 @@
+"""Training an MLP with any credit-assignment method: a jit-compiled ``lax.scan`` loop with optax.
+
+One step: sample a minibatch (a fresh permutation of the training set each epoch), record the
+forward pass (:func:`sgtheory.nets.tape.record`), ask the method for its credit, and apply one optax
+optimiser jointly to the net's parameters and the method's learned state (its SG modules).
+Every ``eval_every`` steps the loop leaves the compiled scan and records: mean train loss and
+SG loss over those steps, test error (batch-norm in evaluation mode), and for each hidden layer the
+cosine between the method's signal and the true gradient ``∂ℓ/∂h_i`` on a fixed training batch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sgtheory.data import Dataset
+from sgtheory.errors import InputError
+from sgtheory.nets.methods import Method, MethodState, get
+from sgtheory.nets.methods.chain_rule import Backprop
+from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
+from sgtheory.nets.tape import record
+from sgtheory.progress import progress
+from sgtheory.validate import choice, int_in_range, positive
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class TrainResult(NamedTuple):
+    """``params``, ``bn_state``, ``method_state``; ``metrics``: name → numpy array over evaluations
+    (``step``, ``train_loss``, ``test_error``, ``sg_loss`` each ``(E,)``, ``cosine`` ``(E, depth)``);
+    ``config``: the :class:`MLPConfig`; ``method``; ``info``: settings and timings (JSON-able)."""
+
+    params: Any
+    bn_state: Any
+    method_state: MethodState
+    metrics: dict
+    config: MLPConfig
+    method: Method
+    info: dict
+
+
+def make_optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    """``adam`` (optax defaults β = (0.9, 0.999)) or plain ``sgd`` at learning rate ``lr``."""
+    choice(name, "optimizer", OPTIMIZERS)
+    return optax.adam(positive(lr, "lr")) if name == "adam" else optax.sgd(positive(lr, "lr"))
+
+
+def _cosine(a, b):
+    return jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
+
+
+def _build(config: MLPConfig, method: Method, opt, fixed, batch_size: int, n_train: int, data_key):
+    steps_per_epoch = n_train // batch_size
+
+    def one_step(carry, s, x_all, y_all):
+        params, bn, learned, opt_state, perm = carry
+        epoch, pos = s // steps_per_epoch, s % steps_per_epoch
+        perm = jax.lax.cond(pos == 0, lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train),
+                            lambda: perm)
+        idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
+        tape, bn = record(params, bn, x_all[idx], y_all[idx], config)
+        cr = method.credit(MethodState(learned, fixed), tape)
+        updates, opt_state = opt.update((cr.grads, cr.state_grads), opt_state, (params, learned))
+        params, learned = optax.apply_updates((params, learned), updates)
+        return (params, bn, learned, opt_state, perm), (tape.loss, cr.sg_loss)
+
+    def run_chunk(carry, x_all, y_all, start, length):
+        return jax.lax.scan(lambda c, s: one_step(c, s, x_all, y_all), carry, start + jnp.arange(length))
+
+    def test_error(params, bn, x, y):
+        logits, _ = forward(params, x, config, state=bn or None, train=False)
+        return jnp.mean(jnp.argmax(logits, axis=1) != y)
+
+    def alignment(params, bn, learned, x, y1):
+        tape, _ = record(params, bn, x, y1, config)
+        mine = method.credit(MethodState(learned, fixed), tape).signals
+        true = Backprop().credit(MethodState({}, {}), tape).signals
+        return jnp.stack([_cosine(a, b) for a, b in zip(mine, true)])
+
+    return (jax.jit(run_chunk, static_argnums=4), jax.jit(test_error), jax.jit(alignment))
+
+
+def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
+          optimizer: str = "adam", lr: float = 1e-3, eval_every: int = 500, seed: int = 0,
+          show_progress: bool | None = None, checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
+    """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
+
+    ``method``: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
+    Everything random derives from ``jax.random.PRNGKey(seed)`` (init, method state, batches),
+    so the same arguments give the same numbers. With ``checkpoint_dir`` and ``checkpoint_every``
+    a checkpoint is (over)written there at the first evaluation at or after each multiple of
+    ``checkpoint_every`` steps. ``info["steps_per_second"]`` counts training steps only (not
+    compilation or evaluation).
+    """
+    method = get(method) if isinstance(method, str) else method
+    steps = int_in_range(steps, "steps", 1)
+    batch_size = int_in_range(batch_size, "batch size", 1)
+    eval_every = int_in_range(eval_every, "eval every", 1)
+    n_train = data.x_train.shape[0]
+    if batch_size > n_train:
+        raise InputError(f"batch size {batch_size} exceeds the {n_train} training examples of {data.name}")
+    if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
+        raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
+                         f"{data.x_train.shape[1]} features / {data.n_classes} classes")
+    opt = make_optimizer(optimizer, lr)
+    k_init, k_method, k_data = jax.random.split(jax.random.PRNGKey(seed), 3)
+    params = init_mlp(config, key=k_init)
+    mstate = method.init(config, key=k_method)
+    bn = init_bn_state(config)
+    run_chunk, test_error, alignment = _build(config, method, opt, mstate.fixed, batch_size, n_train, k_data)
+
+    f32 = jnp.float32
+    x_all, y_all = jnp.asarray(data.x_train, f32), jax.nn.one_hot(data.y_train, config.n_out, dtype=f32)
+    x_test, y_test = jnp.asarray(data.x_test, f32), jnp.asarray(data.y_test)
+    x_probe, y_probe = x_all[:batch_size], y_all[:batch_size]
+    carry = (params, bn, mstate.learned, opt.init((params, mstate.learned)), jnp.arange(n_train))
+
+    t0 = time.perf_counter()
+    lengths = sorted({min(eval_every, steps), steps % eval_every} - {0})
+    compiled = {n: run_chunk.lower(carry, x_all, y_all, jnp.asarray(0), n).compile() for n in lengths}
+    compile_s = time.perf_counter() - t0
+
+    rows, train_s, done, next_ckpt = [], 0.0, 0, checkpoint_every
+    with progress(steps, desc=f"train {method.name}", enabled=show_progress, unit="step") as bar:
+        while done < steps:
+            n = min(eval_every, steps - done)
+            t1 = time.perf_counter()
+            carry, (losses, sg_losses) = compiled[n](carry, x_all, y_all, jnp.asarray(done))
+            losses.block_until_ready()
+            train_s += time.perf_counter() - t1
+            done += n
+            params, bn, learned = carry[:3]
+            err = float(test_error(params, bn, x_test, y_test))
+            cos = np.asarray(alignment(params, bn, learned, x_probe, y_probe))
+            rows.append((done, float(jnp.mean(losses)), err, float(jnp.mean(sg_losses)), cos))
+            bar.update(n)
+            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", test_err=f"{err:.3f}")
+            if checkpoint_dir is not None and checkpoint_every and done >= next_ckpt:
+                from sgtheory.nets.checkpoint import save_checkpoint
+
+                save_checkpoint(checkpoint_dir, _result(carry, mstate, rows, config, method, {}))
+                next_ckpt = (done // checkpoint_every + 1) * checkpoint_every
+    info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": float(lr),
+            "eval_every": eval_every, "seed": int(seed), "compile_seconds": round(compile_s, 3),
+            "train_seconds": round(train_s, 3), "steps_per_second": round(steps / max(train_s, 1e-9), 2),
+            "backend": jax.default_backend()}
+    return _result(carry, mstate, rows, config, method, info)
+
+
+def _result(carry, mstate, rows, config, method, info) -> TrainResult:
+    params, bn, learned = carry[:3]
+    metrics = {"step": np.array([r[0] for r in rows], np.int64),
+               "train_loss": np.array([r[1] for r in rows]), "test_error": np.array([r[2] for r in rows]),
+               "sg_loss": np.array([r[3] for r in rows]), "cosine": np.stack([r[4] for r in rows])}
+    return TrainResult(params, bn, MethodState(learned, mstate.fixed), metrics, config, method, info)
