@@ -31,13 +31,17 @@ def rdm(X, metric: str = "correlation") -> np.ndarray:
     (``"euclidean"``, ``"cosine"``, …). Constant features are kept (they matter for non-correlation
     metrics). A sample whose features are all equal has no correlation with anything: refused.
     """
-    x = view(X, "X", min_samples=2, drop_constant=False)
+    return _rdm(X, "X", metric)
+
+
+def _rdm(X, name: str, metric: str) -> np.ndarray:
+    x = view(X, name, min_samples=2, drop_constant=False)
     if metric in ("correlation", "cosine"):
-        ref = x - x.mean(axis=1, keepdims=True) if metric == "correlation" else x
-        flat = np.flatnonzero(~np.any(ref != 0, axis=1))
+        degenerate = np.ptp(x, axis=1) == 0 if metric == "correlation" else ~np.any(x != 0, axis=1)
+        flat = np.flatnonzero(degenerate)
         if flat.size:
             what = "constant" if metric == "correlation" else "all-zero"
-            raise InputError(f"X: sample(s) {flat[:5].tolist()}{'…' if flat.size > 5 else ''} have {what} feature "
+            raise InputError(f"{name}: sample(s) {flat[:5].tolist()}{'…' if flat.size > 5 else ''} have {what} feature "
                              f"vectors, so the {metric} distance is undefined; use metric='euclidean'")
     try:
         return ssd.squareform(ssd.pdist(x, metric=metric), checks=False)
@@ -92,7 +96,7 @@ class _Triangle:
 
     @classmethod
     def of_view(cls, X, name: str, metric: str, method: str) -> "_Triangle":
-        d = rdm(X, metric)
+        d = _rdm(X, name, metric)
         if d.shape[0] < 3:
             raise InputError(f"{name}: needs at least 3 samples to compare RDMs")
         return cls.of(d[np.triu_indices(d.shape[0], k=1)], name, method)
