@@ -1,5 +1,9 @@
 """Per-layer activations: from an sgtheory checkpoint on a data set, or from a user's own file.
 
+Checkpoints (written by ``sgtheory train``: a folder, or its ``checkpoint.npz`` / ``checkpoint.json``):
+:func:`checkpoint_activations` runs the net (:func:`sgtheory.nets.activations`, batch-norm in evaluation
+mode) and names the layers ``h1 … hD`` (post-activation hidden layers) and ``logits``.
+
 A :class:`LayerActivations` holds one ``(n_samples, n_features)`` array per layer, ordered from the
 input side to the output side, plus optional integer labels (for linear probes).
 
@@ -147,6 +151,39 @@ def load_activations(path, *, layers: Sequence[int | str] | None = None,
     if n_layers is not None and len(acts) != n_layers:
         raise InputError(f"activation file {p}: has {len(acts)} layers, expected {n_layers}")
     return acts
+
+
+def checkpoint_activations(checkpoint, x, *, labels=None, source: str | None = None) -> LayerActivations:
+    """Activations of a checkpointed net on inputs ``x`` ``(n, n_in)``: layers ``h1 … hD``, then ``logits``.
+
+    ``checkpoint``: a path accepted by :func:`sgtheory.nets.load_checkpoint` or a loaded
+    :class:`sgtheory.nets.Checkpoint`; ``labels``: optional ``(n,)`` class labels to carry along.
+    """
+    from sgtheory.nets import Checkpoint, activations, load_checkpoint
+
+    ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    arrays = activations(ck, x)
+    names = [f"h{i}" for i in range(1, len(arrays))] + ["logits"]
+    return make_activations(arrays, names=names, labels=labels, source=source or str(checkpoint))
+
+
+def is_checkpoint(path) -> bool:
+    """Whether ``path`` names an sgtheory checkpoint (a folder, ``.json``, or an ``.npz`` with a sibling
+    ``.json`` of the checkpoint format) rather than an activation file."""
+    from sgtheory.nets.checkpoint import FORMAT
+
+    p = Path(path)
+    if p.is_dir() or p.suffix.lower() == ".json":
+        return True
+    if p.suffix.lower() != ".npz":
+        return False
+    meta = p.with_suffix(".json")
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("format") == FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
+        return False
 
 
 def _npz_order(arrays: dict[str, np.ndarray], p: Path) -> list[str]:
