@@ -48,3 +48,8 @@ __all__ = [
     "trajectory",
     "flow",
 ]
+
+# Theory checks (C1–C3): the implied loss of a linear SG, the ε-tracking condition, critical points.
+from sgtheory.linear import critical, surrogate, tracking  # noqa: E402
+
+__all__ += ["surrogate", "tracking", "critical"]
