@@ -165,3 +165,89 @@ def test_probe_input_errors(rng):
         sp.sg_line_integral(lambda h, y: h[:, :1], np.zeros((3, 2)), np.ones((3, 2)))
     with pytest.raises(InputError, match="rule"):
         sp.quadrature(3, "simpson")
+
+
+# ---------------------------------------------------------------- sgtheory probe
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A 2×16 ReLU net trained for a few steps on scikit-learn's digits, saved as a checkpoint."""
+    from sgtheory.data import load
+    from sgtheory.nets import MLPConfig, save_checkpoint, train
+
+    data = load("digits")
+    res = train(data, MLPConfig(64, 10, depth=2, width=16), "bp", steps=10, batch_size=32, eval_every=10,
+                show_progress=False)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "bp", res), data
+
+
+def _probe(argv, capsys):
+    from sgtheory.cli.main import main
+
+    rc = main(["probe", *map(str, argv)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_probe_checkpoint_against_its_own_activation_file(tiny_checkpoint, tmp_path, capsys):
+    ck, data = tiny_checkpoint
+    acts = act.checkpoint_activations(ck, data.x_test)
+    assert acts.names == ("h1", "h2", "logits") and acts.n_samples == data.x_test.shape[0]
+    np.savez(tmp_path / "acts.npz", **dict(zip(acts.names, acts.arrays)))
+    out = tmp_path / "out"
+    rc, stdout, _ = _probe([ck, tmp_path / "acts.npz", "--dataset", "digits", "--measures", "cka,svcca,rdm,probe",
+                            "--n", 200, "--out", out, "--json"], capsys)
+    assert rc == 0
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    # same net, same samples: matching layers are identical (1 up to float round-off, 1e-9)
+    for m in ("cka", "svcca", "rdm"):
+        assert summary["matching_mean"][m] == pytest.approx(1.0, abs=1e-9)
+    assert summary["probe_last_a"] == summary["probe_last_b"]
+    for name in ("similarity_cka.png", "similarity_svcca.png", "similarity_rdm.png", "per_layer.png", "rdm_a.png",
+                 "rdm_b.png", "similarity.csv", "per_layer.csv", "probe.json"):
+        assert (out / name).stat().st_size > 0
+    record = json.loads((out / "probe.json").read_text())
+    assert np.asarray(record["matrices"]["cka"]).shape == (3, 3)
+    assert len((out / "similarity.csv").read_text().splitlines()) == 1 + 3 * 9
+
+
+def test_probe_two_activation_files(tmp_path, rng, capsys):
+    x = rng.normal(size=(120, 6))
+    np.savez(tmp_path / "a.npz", l1=x, l2=np.maximum(x @ rng.normal(size=(6, 5)), 0), labels=np.arange(120) % 3)
+    np.savez(tmp_path / "b.npz", l1=x @ rng.normal(size=(6, 6)), l2=rng.normal(size=(120, 4)))
+    rc, stdout, _ = _probe([tmp_path / "a.npz", tmp_path / "b.npz", "--measures", "cka,cca,probe", "--out",
+                            tmp_path / "o", "--json"], capsys)
+    assert rc == 0
+    record = json.loads((tmp_path / "o" / "probe.json").read_text())
+    # layer 1 of B is an invertible linear map of layer 1 of A: every canonical correlation is 1 (1e-9 round-off)
+    assert record["matrices"]["cca"][0][0] == pytest.approx(1.0, abs=1e-9)
+    assert len(record["probe_a"]) == 2
+
+
+@pytest.mark.parametrize("case", ["missing", "pickled", "rows", "layers", "measure", "labels", "n"])
+def test_probe_bad_inputs_exit_2_one_line(tmp_path, rng, capsys, case):
+    good = tmp_path / "good.npz"
+    np.savez(good, l1=rng.normal(size=(30, 3)), l2=rng.normal(size=(30, 2)))
+    a, extra = good, []
+    if case == "missing":
+        a = tmp_path / "nope.npz"
+    elif case == "pickled":
+        a = tmp_path / "p.npz"
+        np.savez(a, l1=np.array([{"x": 1}], dtype=object))
+    elif case == "rows":
+        a = tmp_path / "r.npz"
+        np.savez(a, l1=rng.normal(size=(29, 3)))
+    elif case == "layers":
+        extra = ["--layers", "0,7"]
+    elif case == "measure":
+        extra = ["--measures", "cka,nonsense"]
+    elif case == "labels":
+        extra = ["--measures", "probe"]  # no labels anywhere
+    elif case == "n":
+        extra = ["--n", "1"]
+    out = tmp_path / "out"
+    rc, stdout, stderr = _probe([a, good, "--out", out, *extra], capsys)
+    assert rc == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1 and "error" in stderr and "Traceback" not in stderr
+    assert not out.exists()  # nothing half-written
