@@ -28,7 +28,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sgtheory.errors import InputError
-from sgtheory.linear import surrogate
 from sgtheory.validate import finite_array
 
 SGFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
@@ -221,6 +220,8 @@ def linear_sg_probe(A, B=None, C=None) -> LinearSGProbe:
     ``A`` ``(d, d)``, ``B`` ``(k, d)`` or ``None``, ``C`` ``(d,)`` or ``None``. With ``B`` given the labels are
     taken one-hot, ``y = e_c`` for each class ``c < k``. Built on :mod:`sgtheory.linear.surrogate`.
     """
+    from sgtheory.linear import surrogate
+
     s = surrogate.split(A, B, C)
     y = None if B is None else np.eye(np.asarray(B).shape[0])
     h_star, singular = surrogate.minimiser(y, A, B, C)
@@ -231,9 +232,13 @@ def linear_sg_probe(A, B=None, C=None) -> LinearSGProbe:
 
 def linear_sg_fn(A, B=None, C=None) -> SGFn:
     """The callable ``(h, y) -> hA + yB + C`` (numpy out), for :func:`sg_line_integral`."""
+    from sgtheory.linear import surrogate
+
     return lambda h, y: np.asarray(surrogate.sg_field(h, y, A, B, C))
 
 
 def implied_loss_fn(A, B=None, C=None) -> LossFn:
     """The callable ``(h, y) -> L_SG(h, y)`` per sample (numpy out); see :func:`surrogate.implied_loss`."""
+    from sgtheory.linear import surrogate
+
     return lambda h, y: np.asarray(surrogate.implied_loss(h, y, A, B, C))
