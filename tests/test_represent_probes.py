@@ -251,3 +251,26 @@ def test_probe_bad_inputs_exit_2_one_line(tmp_path, rng, capsys, case):
     assert rc == 2 and stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and "error" in stderr and "Traceback" not in stderr
     assert not out.exists()  # nothing half-written
+
+
+def test_net_sg_probe_oracle_and_module(key):
+    import jax
+
+    from sgtheory.nets import MLPConfig, init_mlp
+    from sgtheory.nets.sg_module import init_sg
+
+    config = MLPConfig(7, 4, depth=3, width=6, activation="tanh")
+    params = init_mlp(config, key=key)
+    sg_params = {k: 0.3 * jax.random.normal(jax.random.fold_in(key, i), v.shape, v.dtype) for i, (k, v) in
+                 enumerate(init_sg("linear", 6, 4, conditioned=True, key=key).items())}
+    probe = sp.net_sg_probe(params, config, sg_params, layer=2)
+    rng = np.random.default_rng(1)
+    h0, h1 = np.tanh(rng.normal(size=(9, 6))), np.tanh(rng.normal(size=(9, 6)))
+    y = np.eye(4)[rng.integers(0, 4, 9)]
+    oracle = sp.compare_line_integral(probe.grad, probe.loss, h0, h1, y, n_points=16)
+    # smooth (tanh) upper net: 16-node Gauss–Legendre is accurate far below the float32 params' precision
+    np.testing.assert_allclose(oracle.implied, oracle.true, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(probe.sg(h0, y), h0 @ sg_params["A"] + y @ sg_params["B"] + sg_params["c"],
+                               rtol=1e-6, atol=1e-6)
+    with pytest.raises(InputError, match="layer"):
+        sp.net_sg_probe(params, config, sg_params, layer=4)

@@ -23,7 +23,7 @@ the true loss ``L`` is what these probes measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -242,3 +242,70 @@ def implied_loss_fn(A, B=None, C=None) -> LossFn:
     from sgtheory.linear import surrogate
 
     return lambda h, y: np.asarray(surrogate.implied_loss(h, y, A, B, C))
+
+
+class NetSGProbe(NamedTuple):
+    """An SG module of a nonlinear net and the true loss at its layer, as callables of ``(h, y_onehot)``.
+
+    ``sg(h, y)`` ``(n, width)``: the module's output; ``loss(h, y)`` ``(n,)``: the per-sample cross-entropy of
+    the layers above (batch-norm in evaluation mode) fed ``h``; ``grad(h, y)``: its exact gradient ``∂ℓ/∂h``
+    (the BP oracle; the SG's regression target). Per-sample scale, as the SG modules of :mod:`sgtheory.nets`.
+    """
+
+    sg: SGFn
+    loss: LossFn
+    grad: SGFn
+    layer: int
+
+
+def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) -> NetSGProbe:
+    """Probe callables for the SG module ``sg_params`` at hidden layer ``layer`` (1..D) of an sgtheory MLP.
+
+    ``params``/``bn_state``: the net's parameter and batch-norm pytrees (:mod:`sgtheory.nets`); ``config``:
+    its :class:`~sgtheory.nets.MLPConfig`. Everything runs in float64 numpy out.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from sgtheory.nets.mlp import norm_act
+    from sgtheory.nets.sg_module import apply_sg
+
+    if not 1 <= int(layer) <= config.depth:
+        raise InputError(f"layer: {layer} is outside the net's hidden layers 1..{config.depth}")
+    up = [{k: jnp.asarray(v) for k, v in p.items()} for p in params[layer:]]
+    if bn_state:
+        stats = [{k: jnp.asarray(v) for k, v in s.items()} for s in bn_state[layer:]]
+    else:
+        stats = [None] * (config.depth - layer)
+    sgp = jax.tree_util.tree_map(jnp.asarray, sg_params)
+
+    def loss_j(h, y):
+        for p, s in zip(up[:-1], stats):
+            h, _ = norm_act(p, h @ p["W"] + p["b"], config, s, s is None)
+        logits = h @ up[-1]["W"] + up[-1]["b"]
+        return jax.nn.logsumexp(logits, axis=1) - jnp.sum(y * logits, axis=1)
+
+    grad_j = jax.jit(jax.grad(lambda h, y: jnp.sum(loss_j(h, y))))
+    loss_jit, sg_jit = jax.jit(loss_j), jax.jit(lambda h, y: apply_sg(sgp, h, y))
+
+    def wrap(f):
+        return lambda h, y: np.asarray(f(jnp.asarray(h), jnp.asarray(y)), dtype=np.float64)
+
+    return NetSGProbe(wrap(sg_jit), wrap(loss_jit), wrap(grad_j), int(layer))
+
+
+def checkpoint_sg_probe(checkpoint, layer: int | None = None) -> NetSGProbe:
+    """:func:`net_sg_probe` for an sgtheory checkpoint (path or loaded) of an ``sg``/``csg`` run.
+
+    ``layer``: which SG module (default: the lowest one the checkpoint has).
+    """
+    from sgtheory.nets import Checkpoint, load_checkpoint
+
+    ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    modules = {int(k): v for k, v in (ck.method_state.learned or {}).items()}
+    if not modules:
+        raise InputError(f"checkpoint: method {ck.method.name!r} has no SG module to probe")
+    layer = min(modules) if layer is None else int(layer)
+    if layer not in modules:
+        raise InputError(f"checkpoint: no SG module at layer {layer} (it has {sorted(modules)})")
+    return net_sg_probe(ck.params, ck.config, modules[layer], layer, bn_state=ck.bn_state or None)
