@@ -1,8 +1,8 @@
 """Training an MLP with any credit-assignment method: a jit-compiled ``lax.scan`` loop with optax.
 
 One step: sample a minibatch (a fresh permutation of the training set each epoch), record the
-forward pass (:func:`sgtheory.nets.tape.record`), ask the method for its credit, and apply one optax
-optimiser jointly to the net's parameters and the method's learned state (its SG modules).
+forward pass (:func:`sgtheory.nets.tape.record`), ask the method for its credit, and apply optax
+updates to the net's parameters and (with their own learning rate) to the method's learned state.
 Every ``eval_every`` steps the loop leaves the compiled scan and records: mean train loss and
 SG loss over those steps, test error (batch-norm in evaluation mode), and for each hidden layer the
 cosine between the method's signal and the true gradient ``∂ℓ/∂h_i`` on a fixed training batch.
@@ -54,20 +54,21 @@ def _cosine(a, b):
     return jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
 
 
-def _build(config: MLPConfig, method: Method, opt, fixed, batch_size: int, n_train: int, data_key):
+def _build(config: MLPConfig, method: Method, opt, opt_sg, fixed, batch_size: int, n_train: int, data_key):
     steps_per_epoch = n_train // batch_size
 
     def one_step(carry, s, x_all, y_all):
-        params, bn, learned, opt_state, perm = carry
+        params, bn, learned, (opt_state, sg_state), perm = carry
         epoch, pos = s // steps_per_epoch, s % steps_per_epoch
         perm = jax.lax.cond(pos == 0, lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train),
                             lambda: perm)
         idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
         tape, bn = record(params, bn, x_all[idx], y_all[idx], config)
         cr = method.credit(MethodState(learned, fixed), tape)
-        updates, opt_state = opt.update((cr.grads, cr.state_grads), opt_state, (params, learned))
-        params, learned = optax.apply_updates((params, learned), updates)
-        return (params, bn, learned, opt_state, perm), (tape.loss, cr.sg_loss)
+        updates, opt_state = opt.update(cr.grads, opt_state, params)
+        sg_updates, sg_state = opt_sg.update(cr.state_grads, sg_state, learned)
+        params, learned = optax.apply_updates(params, updates), optax.apply_updates(learned, sg_updates)
+        return (params, bn, learned, (opt_state, sg_state), perm), (tape.loss, cr.sg_loss)
 
     def run_chunk(carry, x_all, y_all, start, length):
         return jax.lax.scan(lambda c, s: one_step(c, s, x_all, y_all), carry, start + jnp.arange(length))
@@ -86,11 +87,13 @@ def _build(config: MLPConfig, method: Method, opt, fixed, batch_size: int, n_tra
 
 
 def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
-          optimizer: str = "adam", lr: float = 1e-3, eval_every: int = 500, seed: int = 0,
+          optimizer: str = "adam", lr: float = 1e-3, sg_lr: float | None = None, eval_every: int = 500, seed: int = 0,
           show_progress: bool | None = None, checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
     """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
 
     ``method``: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
+    ``optimizer`` (``adam`` | ``sgd``) at learning rate ``lr`` trains the net; the same optimiser at
+    ``sg_lr`` (default ``lr``) trains the method's learned state (its SG modules).
     Everything random derives from ``jax.random.PRNGKey(seed)`` (init, method state, batches),
     so the same arguments give the same numbers. With ``checkpoint_dir`` and ``checkpoint_every``
     a checkpoint is (over)written there at the first evaluation at or after each multiple of
@@ -108,17 +111,19 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
         raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
                          f"{data.x_train.shape[1]} features / {data.n_classes} classes")
     opt = make_optimizer(optimizer, lr)
+    sg_lr = lr if sg_lr is None else sg_lr
+    opt_sg = make_optimizer(optimizer, sg_lr)
     k_init, k_method, k_data = jax.random.split(jax.random.PRNGKey(seed), 3)
     params = init_mlp(config, key=k_init)
     mstate = method.init(config, key=k_method)
     bn = init_bn_state(config)
-    run_chunk, test_error, alignment = _build(config, method, opt, mstate.fixed, batch_size, n_train, k_data)
+    run_chunk, test_error, alignment = _build(config, method, opt, opt_sg, mstate.fixed, batch_size, n_train, k_data)
 
     f32 = jnp.float32
     x_all, y_all = jnp.asarray(data.x_train, f32), jax.nn.one_hot(data.y_train, config.n_out, dtype=f32)
     x_test, y_test = jnp.asarray(data.x_test, f32), jnp.asarray(data.y_test)
     x_probe, y_probe = x_all[:batch_size], y_all[:batch_size]
-    carry = (params, bn, mstate.learned, opt.init((params, mstate.learned)), jnp.arange(n_train))
+    carry = (params, bn, mstate.learned, (opt.init(params), opt_sg.init(mstate.learned)), jnp.arange(n_train))
 
     t0 = time.perf_counter()
     lengths = sorted({min(eval_every, steps), steps % eval_every} - {0})
@@ -146,6 +151,7 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
                 save_checkpoint(checkpoint_dir, _result(carry, mstate, rows, config, method, {}))
                 next_ckpt = (done // checkpoint_every + 1) * checkpoint_every
     info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": float(lr),
+            "sg_lr": float(sg_lr),
             "eval_every": eval_every, "seed": int(seed), "compile_seconds": round(compile_s, 3),
             "train_seconds": round(train_s, 3), "steps_per_second": round(steps / max(train_s, 1e-9), 2),
             "backend": jax.default_backend()}

@@ -67,8 +67,8 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
-    def __init__(self, **options):
-        self.options = dict(options)
+    def __init__(self):
+        self.options: dict = {}  # JSON-able constructor options (recorded in checkpoints)
 
     @property
     def properties(self) -> Properties:

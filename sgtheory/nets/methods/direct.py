@@ -10,10 +10,12 @@
 
   Generalisation to a ``C``-class softmax output (ours; the paper has no multi-class rule):
   the top hidden layer's outgoing weights lead to ``C`` outputs with ``C`` errors, so it receives
-  ``δ_D = e W_outᵀ`` (for ``C = 1`` this is exactly ``ε · w_j``). Below it the signal is one scalar per
-  example: ``ε_n = e_{n, y_n} = p_{y_n} − 1`` ∈ [−1, 0], the error of the true class's logit (for a
-  binary output with the true class as the positive one, Balduzzi's ``ε``), and
-  ``δ_i = ε (W_{i+1} 1)ᵀ`` for ``i < D``.
+  ``δ_D = e W_outᵀ`` (for ``C = 1`` this is exactly Balduzzi's ``ε · w_j``). The global scalar error
+  broadcast below it is the mean error arriving at the top hidden layer, ``ε_n = mean_j (e_n W_outᵀ)_j``
+  (for ``C = 1``: ``ε · mean_j w_j``, Balduzzi's error times a positive constant when the top
+  layer's outgoing weights sum to a positive number), and ``δ_i = ε (W_{i+1} 1)ᵀ`` for ``i < D``.
+  (The error of the true class's logit, ``p_y − 1``, was tried as the scalar instead: it never
+  changes sign, and without batch-norm the activations then grow without bound.)
 """
 
 from __future__ import annotations
@@ -54,20 +56,21 @@ class DirectFeedbackAlignment(Method):
 
 
 class Kickback(Method):
-    """``δ_D = e W_outᵀ``; ``δ_i = ε (W_{i+1} 1)ᵀ`` below, ``ε_n = p_{y_n} − 1`` (see module docstring)."""
+    """``δ_D = e W_outᵀ``; ``δ_i = ε (W_{i+1} 1)ᵀ`` below, ``ε_n = mean_j δ_D[n, j]`` (see module docstring)."""
 
     name = "kickback"
     summary = "kickback: global scalar error times each unit's summed outgoing weights"
 
     @property
     def properties(self) -> Properties:
-        return Properties("ε·(W_{i+1} 1) with ε = e_y; top layer e W_outᵀ", "e", learned=False,
+        return Properties("ε·(W_{i+1} 1), ε = mean_j (e W_outᵀ)_j; top layer e W_outᵀ", "e", learned=False,
                           update_locked=True, backward_locked=False)
 
     def credit(self, state: MethodState, tape: Tape) -> Credit:
         d = tape.depth
-        eps = jnp.sum(tape.error * tape.onehot, axis=1, keepdims=True)  # (n, 1): p_y - 1
-        signals = {d: tape.back(tape.error, tape.params[-1]["W"])}
+        top = tape.back(tape.error, tape.params[-1]["W"])
+        eps = jnp.mean(top, axis=1, keepdims=True)  # (n, 1): the global scalar error
+        signals = {d: top}
         for i in range(1, d):
             signals[i] = eps * jnp.sum(tape.params[i]["W"], axis=1)[None, :]
         return assemble(tape, _local_all(tape, signals), signals)

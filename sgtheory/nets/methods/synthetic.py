@@ -55,7 +55,7 @@ class SyntheticGradient(Method):
             opts["hidden"] = int(hidden)
         if not every:
             opts["layer"] = layer
-        super().__init__(**opts)
+        self.options = opts
 
     @property
     def name(self) -> str:
