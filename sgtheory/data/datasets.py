@@ -93,11 +93,19 @@ def _digits(root: Path | None, seed: int) -> Dataset:
 
 
 def _idx_folder(name: str, root: Path | None, env: str, default: Path | None, how: str) -> Path:
-    for cand in (root, Path(os.environ[env]) if os.environ.get(env) else None, default):
-        if cand is not None and cand.is_dir():
-            return cand
-    given = f" ({root} is not a folder)" if root is not None else ""
-    raise InputError(f"{name}: data not found{given}; {how}")
+    """``root`` if given (it must exist), else ``$env``, else ``default``."""
+    if root is not None:
+        if not root.is_dir():
+            raise InputError(f"{name}: data root {root} is not a folder; {how}")
+        return root
+    if os.environ.get(env):
+        folder = Path(os.environ[env])
+        if not folder.is_dir():
+            raise InputError(f"{name}: ${env}={folder} is not a folder; {how}")
+        return folder
+    if default is not None and default.is_dir():
+        return default
+    raise InputError(f"{name}: data not found; {how}")
 
 
 def _fashion(root: Path | None, seed: int) -> Dataset:
