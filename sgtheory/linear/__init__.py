@@ -7,6 +7,9 @@
 - :mod:`~sgtheory.linear.rules`     backprop / SG learning rules: ``init``, ``step``, ``loss``, ``sg_loss``
 - :mod:`~sgtheory.linear.optimum`   the global optimum of the original problem
 - :mod:`~sgtheory.linear.dynamics`  recorded runs (discrete steps) and the gradient-flow limit
+- :mod:`~sgtheory.linear.theory`    fixed points, Jacobians, spectral radius, the scalar closed form
+- :mod:`~sgtheory.linear.sweep`     vmapped, chunked convergence sweeps with verdicts
+- :mod:`~sgtheory.linear.grid`      the whole-grid update behind the fast sweep path
 """
 
 from sgtheory.linear import datasets
@@ -14,6 +17,15 @@ from sgtheory.linear.config import Config, make_config
 from sgtheory.linear.dynamics import Trajectory, flow, trajectory
 from sgtheory.linear.optimum import Optimum, optimum
 from sgtheory.linear.problems import Problem, from_moments, from_samples
+from sgtheory.linear.sweep import STATUS, SweepResult, sweep
+from sgtheory.linear.theory import (
+    Linearisation,
+    fixed_point,
+    jacobian,
+    linearise,
+    scalar_boundary,
+    spectral_radius,
+)
 from sgtheory.linear.rules import (
     State,
     effective,
@@ -47,6 +59,15 @@ __all__ = [
     "Trajectory",
     "trajectory",
     "flow",
+    "fixed_point",
+    "jacobian",
+    "Linearisation",
+    "linearise",
+    "spectral_radius",
+    "scalar_boundary",
+    "STATUS",
+    "SweepResult",
+    "sweep",
 ]
 
 # Theory checks (C1–C3): the implied loss of a linear SG, the ε-tracking condition, critical points.

@@ -66,13 +66,16 @@ def minibatch(config: Config, problem, key) -> Batch:
 
 
 def init(config: Config, problem, *, key, init_scale=1.0) -> State:
-    """Random model weights W_i ~ init_scale·N(0, 1/fan_in), zero biases, zero-output SG modules."""
+    """Random model weights W_i ~ init_scale·N(0, 1/fan_in), zero biases, zero-output SG modules.
+
+    Exactly linear in ``init_scale``: the W_i are ``init_scale`` times those of ``init_scale=1``
+    (sweeps draw each seed once and rescale)."""
     dims = (problem.d, *config.widths, problem.k)
     dtype = problem.dtype
     keys = jax.random.split(key, config.n_layers + len(config.sg_layers))
     net = []
     for i in range(config.n_layers):
-        W = init_scale * jax.random.normal(keys[i], dims[i:i + 2], dtype) / jnp.sqrt(dims[i]).astype(dtype)
+        W = init_scale * (jax.random.normal(keys[i], dims[i:i + 2], dtype) / jnp.sqrt(dims[i]).astype(dtype))
         net.append({"W": W, "b": jnp.zeros((dims[i + 1],), dtype)} if config.bias else {"W": W})
     sg = tuple(sg_init(config.sg, dims[layer], problem.k, key=keys[config.n_layers + j],
                        hidden=config.sg_hidden, dtype=dtype)
@@ -177,10 +180,12 @@ def gradients(config: Config, problem, state: State, *, key=None) -> State:
     return _gradients(config, state, _batch(config, problem, key))[0]
 
 
-def step(config: Config, problem, state: State, alpha, beta, *, key=None) -> State:
+def step(config: Config, problem, state: State, alpha, beta, *, key=None, with_gradients: bool = False):
     """One update θ ← θ − α∂θ, ψ ← ψ − β∂ψ (β ← exact line-search β* when ``config.sg_step`` says so).
 
     Pure and jit/vmap-able; ``alpha`` and ``beta`` may be traced. ``key`` draws the minibatch (SGD only).
+    Returns the new State, or ``(new_state, gradients)`` with ``with_gradients=True`` (the directions
+    at the old state, as :func:`gradients` would return them).
     """
     grads, rates = _gradients(config, state, _batch(config, problem, key))
     net = jax.tree_util.tree_map(lambda p, g: p - alpha * g, state.net, grads.net)
@@ -189,7 +194,7 @@ def step(config: Config, problem, state: State, alpha, beta, *, key=None) -> Sta
                    for ps, gs, r in zip(state.sg, grads.sg, rates))
     else:
         sg = jax.tree_util.tree_map(lambda p, g: p - beta * g, state.sg, grads.sg)
-    return State(net, sg)
+    return (State(net, sg), grads) if with_gradients else State(net, sg)
 
 
 def loss(config: Config, problem, state: State):

@@ -49,8 +49,8 @@ def sg_apply(params: dict, h, y, u):
 
 
 def sg_loss_value(params: dict, h, y, u, target, weight):
-    """L_SG = ½ ω Σ_rows ‖SG(h, y) − target‖² (``target`` is treated as a constant)."""
-    r = sg_apply(params, h, y, u) - jax.lax.stop_gradient(target)
+    """L_SG = ½ ω Σ_rows ‖SG(h, y) − target‖² (differentiate w.r.t. ``params`` only: the target is data)."""
+    r = sg_apply(params, h, y, u) - target
     return 0.5 * weight * jnp.sum(r * r)
 
 

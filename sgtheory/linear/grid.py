@@ -1,0 +1,110 @@
+"""The whole-grid update of the common sweep case, written with shared matrix products.
+
+Case: linear model p = xW (+ b), MSE, backprop or a linear / cond-linear SG at the output, fixed rates,
+population (moment) form. Every configuration's state is kept with the configuration axis *last*
+(θ = [W; b] as (d', k, C), A (k, k, C), B (k, k, C), C (k, C)), so the one large product Σθ is a single
+matrix multiply shared by all C configurations and everything else is vectorised across them. It
+computes exactly :func:`sgtheory.linear.rules.step` (tested against it), from the moments
+(x̃ = (x, 1) with bias, u = 1):
+
+    Σ = E[x̃ᵀx̃], R = E[x̃ᵀy], m = E[x̃];   Q = Σθ, E[pᵀp] = θᵀQ, E[pᵀy] = θᵀR, E[p] = θᵀm
+    SG s = pA + yB + uC, target t = p − y, e = s − t = p(A − I) + y(B + I) + uC
+    ∂θ = QA + RB + m C        (backprop: ∂θ = Q − R)
+    ∂A = E[pᵀe],  ∂B = E[yᵀe],  ∂C = E[e]
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from sgtheory.linear.config import Config
+
+
+def applicable(config: Config) -> bool:
+    """Whether :func:`grid_step` implements ``config``'s rule."""
+    return (config.model == "linear" and config.loss == "mse" and config.sg in ("none", "linear", "cond-linear")
+            and config.sg_step == "fixed" and config.batch_size is None and not config.uses_samples)
+
+
+def moments(problem, bias: bool, dtype) -> dict:
+    """Σ (d', d'), R (d', k), m (d',), Syy (k, k), my (k,) with x̃ = (x, 1) when ``bias``."""
+    Sxx, Sxy = np.asarray(problem.Sxx, np.float64), np.asarray(problem.Sxy, np.float64)
+    mx, my = np.asarray(problem.mx, np.float64), np.asarray(problem.my, np.float64)
+    if bias:
+        Sig = np.block([[Sxx, mx[:, None]], [mx[None, :], np.ones((1, 1))]])
+        R, m = np.vstack([Sxy, my[None, :]]), np.append(mx, 1.0)
+    else:
+        Sig, R, m = Sxx, Sxy, mx
+    out = {"Sig": Sig, "R": R, "m": m, "Syy": np.asarray(problem.Syy, np.float64), "my": my}
+    return {k: jnp.asarray(v, dtype) for k, v in out.items()}
+
+
+def to_grid(config: Config, states) -> dict:
+    """Config-first vmapped States (leading axis C) -> the config-last grid state."""
+    net = states.net[0]
+    theta = net["W"] if not config.bias else jnp.concatenate([net["W"], net["b"][:, None, :]], axis=1)
+    grid = {"theta": jnp.moveaxis(theta, 0, -1)}
+    if config.sg != "none":
+        for name, v in states.sg[0].items():
+            grid[name] = jnp.moveaxis(v, 0, -1)
+    return grid
+
+
+def _mm(a, b):
+    """Per-configuration matrix product of (i, j, C) and (j, l, C) -> (i, l, C). The short sum over j
+    is unrolled so every term is one elementwise loop vectorised along C."""
+    return sum(a[:, j, None, :] * b[None, j, :, :] for j in range(a.shape[1]))
+
+
+def _tmm(a, b):
+    """Per-configuration aᵀb of (i, k, C) and (i, l, C) -> (k, l, C)."""
+    return jnp.stack([jnp.stack([jnp.sum(a[:, p] * b[:, q], axis=0) for q in range(b.shape[1])])
+                      for p in range(a.shape[1])])
+
+
+def _shared(M, a):
+    """M (r, j) shared by all configurations times a (j, l, C): one matrix multiply -> (r, l, C)."""
+    j, l, c = a.shape
+    return (M @ a.reshape(j, l * c)).reshape(M.shape[0], l, c)
+
+
+def gradients(config: Config, mom: dict, g: dict) -> dict:
+    """The rule's gradients at grid state ``g`` (same keys and shapes)."""
+    theta = g["theta"]
+    R, m = mom["R"], mom["m"]
+    d, k = R.shape
+    QQ = _shared(jnp.concatenate([mom["Sig"], R.T, m[None]], axis=0), theta)  # one product for Q, Rᵀθ, mᵀθ
+    Q = QQ[:d]
+    if config.sg == "none":
+        return {"theta": Q - R[:, :, None]}
+    Epy, Ep = jnp.swapaxes(QQ[d:d + k], 0, 1), QQ[d + k]  # E[pᵀy] (k, k, C), E[p] (k, C)
+    Epp = _tmm(theta, Q)
+    A, C = g["A"], g["C"]
+    eye = jnp.eye(k, dtype=A.dtype)[:, :, None]
+    d_theta = _mm(Q, A) + m[:, None, None] * C[None]
+    if config.sg == "cond-linear":
+        B = g["B"]
+        d_theta = d_theta + _shared(R, B)
+        ytail = B + eye
+    else:
+        ytail = jnp.broadcast_to(eye, A.shape)
+    # e = s − t = p Ā + y Ȳ + u C with Ā = A − I, Ȳ = B + I (cond-linear) or I (linear: s = pA + uC)
+    Abar = A - eye
+    dA = _mm(Epp, Abar) + _mm(Epy, ytail) + Ep[:, None, :] * C[None, :, :]
+    dC = _mm(Ep[None], Abar)[0] + _shared(mom["my"][None], ytail)[0] + C
+    out = {"theta": d_theta, "A": dA, "C": dC}
+    if config.sg == "cond-linear":
+        out["B"] = (_mm(jnp.swapaxes(Epy, 0, 1), Abar) + _shared(mom["Syy"], ytail)
+                    + mom["my"][:, None, None] * C[None])
+    return out
+
+
+def loss(mom: dict, theta):
+    """½ E‖x̃θ − y‖² per configuration, (C,)."""
+    Q = _shared(mom["Sig"], theta)
+    return 0.5 * (jnp.trace(mom["Syy"]) - 2 * jnp.einsum("ikc,ik->c", theta, mom["R"])
+                  + jnp.einsum("ikc,ikc->c", theta, Q))
+
+
+__all__ = ["applicable", "moments", "to_grid", "gradients", "loss"]

@@ -1,0 +1,211 @@
+"""Convergence sweeps: one run written once, ``vmap``ped over α × β × seed × init scale, streamed in chunks.
+
+Each configuration starts from ``init(config, problem, key=PRNGKey(seed), init_scale=scale)`` (drawn once
+per seed, then rescaled: init is linear in the scale) and takes
+``steps`` full-batch updates in a ``lax.scan``. Its residual r_t = ‖G(x_t)‖ (the norm of the update
+direction, model and SG parts together; rate-free) decides its fate:
+
+- **diverged**: the state or residual became non-finite, the residual exceeded ``blowup``·r_0 (the run is
+  then frozen with ``jnp.where``, so nothing overflows), or r_T > ``tol``·r_0 while r_T > ``growth``·r_{T/2};
+- **converged**: r_T ≤ ``tol``·r_0 (a fixed point of the joint dynamics);
+- **not converged**: neither (still moving, slowly or in a bounded oscillation).
+
+Per configuration it reports the final true loss, the distance ‖(W_eff, b_eff) − (W*, b*)‖ of the
+end-to-end map to the global optimum, r_T/r_0, the first step with r_t ≤ ``tol``·r_0 (−1: never) and
+the step at which a divergent run was frozen (−1: never). Configurations never interact: each one's
+arithmetic touches only its own state, and divergent ones are frozen before they overflow.
+Depth and every other :class:`~sgtheory.linear.config.Config` field is static: one compile per config.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from sgtheory.errors import InputError
+from sgtheory.linear import grid as _grid
+from sgtheory.linear.config import Config
+from sgtheory.linear.optimum import optimum
+from sgtheory.linear.rules import State, effective, init, loss, step
+from sgtheory.validate import int_in_range, positive_list
+
+STATUS = ("converged", "not converged", "diverged")
+CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
+
+
+class SweepResult(NamedTuple):
+    """Sweep outcome. Coordinates ``alphas`` (A,), ``betas`` (B,), ``seeds`` (S,), ``init_scales`` (I,);
+    every other array has shape (S, I, A, B): ``status`` (int8, index into :data:`STATUS`),
+    ``final_loss``, ``distance``, ``residual`` (r_T/r_0), ``steps_to_tol`` and ``diverged_at`` (int32)."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    seeds: np.ndarray
+    init_scales: np.ndarray
+    status: np.ndarray
+    final_loss: np.ndarray
+    distance: np.ndarray
+    residual: np.ndarray
+    steps_to_tol: np.ndarray
+    diverged_at: np.ndarray
+
+    def arrays(self) -> dict:
+        """Name -> array, for :func:`sgtheory.io.savez`."""
+        return self._asdict()
+
+    def counts(self) -> dict:
+        """How many configurations ended in each status."""
+        return {name: int(np.sum(self.status == i)) for i, name in enumerate(STATUS)}
+
+
+def _scan(update, state0, steps: int, per_config, tol: float, growth: float, blowup: float):
+    """Run ``update`` (state -> (new_state, residual at state)) ``steps`` times with freezing and
+    bookkeeping, for one configuration (scalar residual) or a whole grid (residual (C,), configuration
+    axis last). ``per_config`` sums a leaf to one value per configuration. Returns the final state and
+    (status, residual ratio, steps to tolerance, frozen-at step)."""
+    half = steps // 2
+    _, r_start = update(state0)
+    leaves = jax.tree_util.tree_leaves
+
+    def body(carry, t):
+        s, frozen, hit, div_at, r_half = carry
+        new, r = update(s)
+        ok = jnp.isfinite(r) & jnp.isfinite(sum(per_config(v) for v in leaves(new))) & (r <= blowup * r_start)
+        stop = frozen | ~ok
+        s = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), s, new)
+        hit = jnp.where((hit < 0) & ~stop & (r <= tol * r_start), t, hit)
+        div_at = jnp.where(stop & ~frozen, t, div_at)
+        r_half = jnp.where(t == half, r, r_half)
+        return (s, stop, hit, div_at, r_half), None
+
+    minus = jnp.full(r_start.shape, -1, jnp.int32)
+    carry = (state0, jnp.zeros(r_start.shape, bool), minus, minus, jnp.zeros_like(r_start))
+    (s, frozen, hit, div_at, r_half), _ = jax.lax.scan(body, carry, jnp.arange(steps, dtype=jnp.int32))
+    _, r_end = update(s)
+    small = r_end <= tol * r_start
+    hit = jnp.where((hit < 0) & small, steps, hit)
+    diverged = frozen | ~jnp.isfinite(r_end) | (~small & (r_end > growth * r_half))
+    status = jnp.where(diverged, DIVERGED, jnp.where(small, CONVERGED, NOT_CONVERGED)).astype(jnp.int8)
+    return s, (status, r_end / r_start, hit, jnp.where(frozen, div_at, -1))
+
+
+def _norm(tree):
+    return jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(tree)))
+
+
+def scaled(state: State, scale) -> State:
+    """``state`` with every model weight W_i multiplied by ``scale`` (init is linear in init_scale)."""
+    net = tuple({k: (v * scale if k == "W" else v) for k, v in layer.items()} for layer in state.net)
+    return State(net, state.sg)
+
+
+def run_one(config: Config, problem, W_opt, b_opt, alpha, beta, state0: State, *, steps: int,
+            tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8) -> dict:
+    """One configuration's run from ``state0`` and its verdict (module docstring): a dict of scalars.
+    Written for one configuration; :func:`sweep` ``vmap``s it."""
+
+    def update(s):
+        new, g = step(config, problem, s, alpha, beta, with_gradients=True)
+        return new, _norm(g)
+
+    s, verdict = _scan(update, state0, steps, jnp.sum, tol, growth, blowup)
+    W, b = effective(s)
+    dist = jnp.sqrt(jnp.sum((W - W_opt) ** 2) + jnp.sum((b - b_opt) ** 2))
+    return dict(zip(_KEYS, (verdict[0], loss(config, problem, s), dist, *verdict[1:])))
+
+
+_KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at")
+
+
+def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: State, *, steps: int,
+             tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8) -> dict:
+    """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only):
+    the same update and verdicts, with the configuration axis last and shared matrix products.
+    ``states0`` are C States stacked along a leading axis; ``alphas``, ``betas`` are (C,)."""
+    mom = _grid.moments(problem, config.bias, problem.dtype)
+
+    def update(g):
+        d = _grid.gradients(config, mom, g)
+        r = jnp.sqrt(sum(jnp.sum(v * v, axis=tuple(range(v.ndim - 1))) for v in d.values()))
+        new = {k: g[k] - (alphas if k == "theta" else betas) * d[k] for k in g}
+        return new, r
+
+    per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731
+    g, verdict = _scan(update, _grid.to_grid(config, states0), steps, per_config, tol, growth, blowup)
+    theta = g["theta"]
+    opt = jnp.concatenate([W_opt, b_opt[None]], axis=0) if config.bias else W_opt
+    dist = jnp.sqrt(jnp.sum((theta - opt[:, :, None]) ** 2, axis=(0, 1)))
+    return dict(zip(_KEYS, (verdict[0], _grid.loss(mom, theta), dist, *verdict[1:])))
+
+
+def _check_rates(values, name):
+    return positive_list(np.atleast_1d(np.asarray(values, dtype=float)).tolist(), name)
+
+
+def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.0,), steps: int = 1000,
+          tol: float = 1e-5, chunk_size: int | None = None, progress: bool | None = None,
+          fast: bool = True) -> SweepResult:
+    """Run every (seed, init scale, α, β) combination for ``steps`` full-batch updates (see module doc).
+
+    ``problem``'s dtype is the computation dtype (use ``problem.astype(jnp.float32)`` for fast sweeps).
+    Configurations are processed ``chunk_size`` at a time (default: about 2^16 / (state size / 16)), so
+    memory stays bounded for any grid; a progress bar shows when stderr is a terminal (``progress``
+    forces it on or off). With ``fast`` (default) the case of :mod:`sgtheory.linear.grid` runs through
+    its whole-grid update (same numbers); every other config through ``vmap(run_one)``.
+    """
+    from sgtheory.progress import progress as bar
+
+    if config.batch_size is not None:
+        raise InputError("sweep: runs full-batch updates; batch_size must be None")
+    alphas, betas = _check_rates(alphas, "alphas"), _check_rates(betas, "betas")
+    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], dtype=np.int64)
+    if seeds.size == 0:
+        raise InputError("seeds: empty list")
+    scales = _check_rates(init_scales, "init_scales")
+    steps = int_in_range(steps, "steps", lo=1)
+    opt = optimum(config, problem)
+    dtype = problem.dtype
+    W_opt, b_opt = jnp.asarray(opt.W, dtype), jnp.asarray(opt.b, dtype)
+
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    total = int(np.prod(shape))
+    init_one = jax.jit(lambda key: init(config, problem, key=key))
+    base = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[init_one(jax.random.PRNGKey(int(s))) for s in seeds])
+    if chunk_size is None:
+        n_state = ravel_pytree(jax.tree_util.tree_map(lambda v: v[0], base))[0].size
+        chunk_size = max(256, 2 ** int(math.log2(max(1, 2 ** 20 // max(n_state, 16)))))
+    chunk = int(min(int_in_range(chunk_size, "chunk_size", lo=1), total))
+
+    def starts(si, c):
+        return jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, c)
+
+    if fast and _grid.applicable(config):
+        batched = jax.jit(lambda a, b, si, c: run_grid(config, problem, W_opt, b_opt, a, b, starts(si, c),
+                                                       steps=steps, tol=tol))
+    else:
+        one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
+        batched = jax.jit(lambda a, b, si, c: jax.vmap(one)(a, b, starts(si, c)))
+    coords = (jnp.asarray(alphas, dtype), jnp.asarray(betas, dtype), jnp.asarray(scales, dtype))
+    out = None
+    with bar(total, desc="sweep", unit="cfg", enabled=progress) as pb:
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            flat = np.minimum(np.arange(lo, lo + chunk), total - 1)  # the last chunk is padded by repetition
+            si, ci, ai, bi = np.unravel_index(flat, shape)
+            res = batched(coords[0][ai], coords[1][bi], jnp.asarray(si, jnp.int32), coords[2][ci])
+            res = {k: np.asarray(v)[: hi - lo] for k, v in res.items()}
+            if out is None:
+                out = {k: np.empty(total, v.dtype) for k, v in res.items()}
+            for k, v in res.items():
+                out[k][lo:hi] = v
+            pb.update(hi - lo)
+    return SweepResult(alphas, betas, seeds, scales, *(out[k].reshape(shape) for k in
+                       ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at")))
+
+
+__all__ = ["STATUS", "SweepResult", "scaled", "run_one", "run_grid", "sweep"]

@@ -1,0 +1,164 @@
+"""Linear stability theory of the joint (model, SG) dynamics.
+
+Flatten the state to x = (θ, ψ). A full-batch fixed-rate step is x' = F(x) = x − S(α, β) G(x), where G
+stacks the model's (synthetic) gradients and the SG modules' regression gradients
+(:func:`sgtheory.linear.rules.gradients`) and S = diag(α on θ, β on ψ). At a fixed point x* (G(x*) = 0)
+the Jacobian of the update map is
+
+    J(α, β) = I − α M_θ − β M_ψ,   M_θ = diag(1_θ) DG(x*),  M_ψ = diag(1_ψ) DG(x*),
+
+and the run converges locally iff the spectral radius ρ(J) < 1. Fixed points of deep linear models come in
+manifolds (W_i → W_i Q, W_{i+1} → Q⁻¹W_{i+1}, unused SG directions); along them DG v = 0 and J v = v for
+every (α, β). Those neutral directions N = null(DG) are factored out: in an orthonormal basis (Q⊥, N) J is
+block triangular, so ρ is taken over the eigenvalues of Q⊥ᵀ J Q⊥ = I − α P_θ − β P_ψ only
+(:class:`Linearisation`). Two r×r matrices give ρ for any (α, β) without re-linearising.
+
+Closed form (:func:`scalar_boundary`): scalar linear regression p = w x (no bias) with a cond-linear SG
+s = a p + b y + c, zero-mean data with E[x²] = sxx, E[xy] = sxy, E[y²] = syy. The fixed point is
+w* = sxy/sxx, a = 1, b = −1, c = 0. With q = sxy²/sxx the Jacobian in (w, a, b, c) is block triangular:
+
+    [[1 − α sxx, −α sxy, −α sxy, 0], [0, 1 − βq, −βq, 0], [0, −βq, 1 − β syy, 0], [0, 0, 0, 1 − β]]
+
+(the SG is exact at x*, so model perturbations do not move the SG gradient to first order). Hence it
+converges iff α < 2/sxx and β < 2/max(1, λ_max([[q, q], [q, syy]])): a rectangle in (α, β).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from sgtheory.errors import InputError
+from sgtheory.linear.config import Config
+from sgtheory.linear.dynamics import trajectory
+from sgtheory.linear.rules import State, fit_sg, gradients, step
+from sgtheory.linear.optimum import optimum
+
+
+def _check(config: Config):
+    if config.batch_size is not None or config.sg_step != "fixed":
+        raise InputError("theory: needs full-batch updates with a fixed-rate SG step (no minibatch, no line search)")
+
+
+def flat_gradients(config: Config, problem, state: State):
+    """(x, G, unravel): the flattened state, a function x ↦ flattened G(x), and the inverse of flattening."""
+    x, unravel = ravel_pytree(state)
+
+    def G(v):
+        return ravel_pytree(gradients(config, problem, unravel(v)))[0]
+
+    return x, G, unravel
+
+
+def jacobian(config: Config, problem, state: State, alpha, beta):
+    """The Jacobian (n, n) of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff)."""
+    _check(config)
+    x, unravel = ravel_pytree(state)
+    F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]  # noqa: E731
+    return jax.jacfwd(F)(x)
+
+
+def _model_mask(state: State):
+    ones = State(jax.tree_util.tree_map(jnp.ones_like, state.net), jax.tree_util.tree_map(jnp.zeros_like, state.sg))
+    return ravel_pytree(ones)[0]
+
+
+def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None, steps: int = 20000,
+                newton_iters: int = 8):
+    """A fixed point x* of the joint dynamics and its residual ‖G(x*)‖.
+
+    Linear model with MSE: the optimum (OLS) with every SG refitted by least squares (Czarnecki et al.
+    2017, C1). Otherwise: run ``steps`` updates from ``state`` at rates (``alpha``, ``beta``) (default
+    0.1/λ_max(E[zᵀz]) each), so the point is the one the dynamics reach from that start. Either way the
+    point is polished by minimum-norm Newton steps x ← x − DG⁺G (which stay on a manifold of fixed points).
+    Returns ``(State, residual)``.
+    """
+    _check(config)
+    if config.model == "linear" and config.loss == "mse":
+        opt = optimum(config, problem)
+        layer = {"W": jnp.asarray(opt.W, problem.dtype)}
+        if config.bias:
+            layer["b"] = jnp.asarray(opt.b, problem.dtype)
+        state = State((layer,), state.sg)
+        if config.sg in ("linear", "cond-linear"):
+            state = fit_sg(config, problem, state)
+    else:
+        scale = float(jnp.linalg.eigvalsh(jnp.asarray(_szz(problem))).max())
+        a = 0.1 / scale if alpha is None else alpha
+        b = 0.1 / scale if beta is None else beta
+        state = jax.jit(lambda s: trajectory(config, problem, s, a, b, steps, every=steps).final)(state)
+    x, G, unravel = flat_gradients(config, problem, state)
+    newton = jax.jit(lambda v: v - jnp.linalg.pinv(jax.jacfwd(G)(v), rtol=1e-10) @ G(v))
+    for _ in range(newton_iters):
+        x_new = newton(x)
+        if not bool(jnp.all(jnp.isfinite(x_new))):
+            break
+        x = x_new
+    return unravel(x), float(jnp.linalg.norm(G(x)))
+
+
+def _szz(problem):
+    from sgtheory.linear.problems import augmented_moments
+
+    return augmented_moments(problem.Sxx, problem.Sxy, problem.Syy, problem.mx, problem.my)
+
+
+class Linearisation(NamedTuple):
+    """J(α, β) restricted to the non-neutral directions: I − α ``P_model`` − β ``P_sg`` (r, r), with
+    ``n_neutral`` neutral directions factored out and the fixed point's ``residual`` ‖G(x*)‖."""
+
+    P_model: np.ndarray
+    P_sg: np.ndarray
+    n_neutral: int
+    residual: float
+
+
+def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
+              neutral_rtol: float = 1e-8) -> Linearisation:
+    """Linearise the update map at the fixed point ``fixed`` (see the module docstring).
+
+    Singular values of DG below ``neutral_rtol``·σ_max span the neutral directions N = null(DG).
+    """
+    _check(config)
+    x, G, _ = flat_gradients(config, problem, fixed)
+    D = np.asarray(jax.jacfwd(G)(x), dtype=np.float64)
+    mask = np.asarray(_model_mask(fixed), dtype=bool)
+    _, s, Vt = np.linalg.svd(D)
+    keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
+    Q = Vt[keep].T
+    P_model = Q.T @ (D * mask[:, None]) @ Q
+    P_sg = Q.T @ (D * ~mask[:, None]) @ Q
+    return Linearisation(P_model, P_sg, int(D.shape[0] - keep.sum()), residual)
+
+
+def spectral_radius(lin: Linearisation, alpha, beta, *, chunk: int = 4096) -> np.ndarray:
+    """ρ(J(α, β)) over broadcast arrays ``alpha`` and ``beta`` (1 where no direction is left)."""
+    a, b = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(beta, np.float64))
+    r = lin.P_model.shape[0]
+    out = np.ones(a.shape)
+    if r == 0:
+        return out
+    fa, fb, fo = a.ravel(), b.ravel(), out.reshape(-1)
+    eye = np.eye(r)
+    for i in range(0, fa.size, chunk):
+        J = eye - fa[i:i + chunk, None, None] * lin.P_model - fb[i:i + chunk, None, None] * lin.P_sg
+        fo[i:i + chunk] = np.abs(np.linalg.eigvals(J)).max(axis=-1)
+    return out
+
+
+def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
+    """(α_max, β_max) of scalar regression with a cond-linear SG (module docstring): converges locally
+    iff α < α_max = 2/sxx and β < β_max = 2/max(1, λ_max([[q, q], [q, syy]])), q = sxy²/sxx."""
+    if not (sxx > 0 and syy > 0 and sxx * syy > sxy ** 2):
+        raise InputError("scalar_boundary: needs sxx > 0, syy > 0 and sxx·syy > sxy² (noisy targets)")
+    q = sxy ** 2 / sxx
+    lam = 0.5 * (q + syy + np.sqrt((q - syy) ** 2 + 4 * q * q))
+    return 2.0 / sxx, 2.0 / max(1.0, lam)
+
+
+__all__ = ["jacobian", "fixed_point", "flat_gradients", "Linearisation", "linearise", "spectral_radius",
+           "scalar_boundary"]
