@@ -64,11 +64,33 @@ def test_cca_matches_eigen_reference(rng):
         np.testing.assert_allclose(rho, reference_cca(X, Y), atol=TOL)
 
 
+def test_ridge_cca_matches_regularised_eigen_reference(rng):
+    X, Y = relu_pair(rng, dx=6, dy=8)
+    lam = 0.3
+    dx = X.shape[1]
+    C = np.cov(X, Y, rowvar=False)
+    sxx, sxy, syy = C[:dx, :dx], C[:dx, dx:], C[dx:, dx:]
+    sxx = sxx + lam * np.trace(sxx) / dx * np.eye(dx)  # λ relative to the mean feature variance
+    syy = syy + lam * np.trace(syy) / syy.shape[0] * np.eye(syy.shape[0])
+    rho2 = scipy.linalg.eigh(sxy @ np.linalg.solve(syy, sxy.T), sxx, eigvals_only=True)
+    np.testing.assert_allclose(cca(X, Y, regularization=lam), np.sqrt(np.sort(rho2)[::-1]), atol=TOL)
+    assert np.all(cca(X, Y, regularization=lam) < cca(X, Y))  # ridge shrinks every correlation
+
+
 def test_cca_invariant_to_invertible_linear_maps_and_shifts(rng):
     X, Y = relu_pair(rng, dx=7, dy=5)
     A = rng.normal(size=(7, 7)) + 3 * np.eye(7)
     B = rng.normal(size=(5, 5)) + 3 * np.eye(5)
     np.testing.assert_allclose(cca(X @ A + 4.0, Y @ B - 2.0), cca(X, Y), atol=TOL)
+
+
+def test_ill_conditioned_views_stay_accurate(rng):
+    # Column scales spanning 1e6 (condition number > 1e3: the SVD route). CCA is invariant to this
+    # rescaling, so the exact answer is the CCA of the unscaled views.
+    X, Y = relu_pair(rng, dx=8, dy=6)
+    D = np.logspace(0, -6, 8)
+    np.testing.assert_allclose(cca(X * D, Y), cca(X, Y), atol=1e-9)
+    assert svcca(X * D, Y, n_components=8) == pytest.approx(svcca(X, Y, n_components=8), abs=1e-9)
 
 
 def test_identical_views_score_one(rng):

@@ -1,7 +1,8 @@
 """Canonical correlation analysis between two views: CCA, SVCCA and PWCCA.
 
 Views are ``(n_samples, n_features)``; each is centred, then decomposed once by a thin SVD
-``X_c = U S V^T`` (rank ``r`` = singular values above ``max(n, d) * eps * s_max``). The canonical
+``X_c = U S V^T`` (rank ``r`` = singular values above ``max(n, d) * eps * s_max``; see
+:func:`_thin_svd` for the faster route taken by tall, well-conditioned views). The canonical
 correlations are the singular values of ``U_x^T U_y``: the cosines of the principal angles between
 the two column spaces, i.e. the square roots of the eigenvalues of
 ``Σxx⁻¹ Σxy Σyy⁻¹ Σyx`` (Hotelling 1936). The per-view SVD is the reusable work that
@@ -118,12 +119,25 @@ class _PWView:
 
 
 def _thin_svd(xc: np.ndarray, name: str):
-    """Thin SVD of a centred view truncated to its numerical rank; warns on linear dependence."""
+    """Thin SVD ``(U (n, r), s (r,), Vt (r, d))`` of a centred view, truncated to its numerical rank.
+
+    Tall, well-conditioned views (``n ≥ 2d``, condition number ≤ 1e3) use the eigen-decomposition of
+    the ``d × d`` Gram matrix, ``X_c^T X_c = V S² V^T`` and ``U = X_c V S⁻¹``, about 3× cheaper than
+    LAPACK's SVD; squaring the condition number there costs at most ``eps · cond² ≈ 2e-10`` in the
+    orthogonality of ``U``. Every other view goes through the SVD, which is accurate at any
+    conditioning and decides the rank (``s > max(n, d) · eps · s_max``); linear dependence warns.
+    """
+    n, d = xc.shape
+    if n >= 2 * d:
+        lam, V = np.linalg.eigh(xc.T @ xc)
+        if lam[0] > 1e-6 * lam[-1]:
+            s, V = np.sqrt(lam[::-1]), V[:, ::-1]
+            return xc @ (V / s), s, np.ascontiguousarray(V.T)
     U, s, Vt = np.linalg.svd(xc, full_matrices=False)
     tol = s[0] * max(xc.shape) * np.finfo(xc.dtype).eps
     r = int(np.count_nonzero(s > tol))
-    if r < min(xc.shape[0] - 1, xc.shape[1]):
-        warnings.warn(f"{name}: features are linearly dependent (rank {r} of {xc.shape[1]}); using {r} directions",
+    if r < min(n - 1, d):
+        warnings.warn(f"{name}: features are linearly dependent (rank {r} of {d}); using {r} directions",
                       UserWarning, stacklevel=4)
     return U[:, :r], s[:r], Vt[:r]
 
@@ -145,7 +159,7 @@ def _svcca_basis(x: np.ndarray, name: str, variance: float, n_components: int | 
         share = np.cumsum(s**2) / np.sum(s**2)
         # relative slack 1e-12 so that e.g. variance=1.0 is met despite round-off in the running sum
         k = min(int(np.searchsorted(share, variance * (1 - 1e-12))) + 1, s.size)
-    return _Basis(U[:, :k])
+    return _Basis(np.ascontiguousarray(U[:, :k]))  # contiguous: each pair's product runs as one plain GEMM
 
 
 def _correlations(bx: _Basis, by: _Basis, what: str, reg: float) -> np.ndarray:

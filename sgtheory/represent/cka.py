@@ -172,6 +172,7 @@ class _Gram:
 
     @classmethod
     def rbf(cls, x: np.ndarray, name: str, sigma_frac: float, debiased: bool) -> "_Gram":
+        x = x - x.mean(axis=0)  # distances are shift-invariant; centring avoids cancellation in the expansion
         sq = np.einsum("ij,ij->i", x, x)
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
         np.fill_diagonal(d2, 0.0)
