@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.spatial.distance as ssd
-import scipy.stats
 
 from sgtheory.errors import InputError
 from sgtheory.represent._validate import view
@@ -43,6 +41,8 @@ def _rdm(X, name: str, metric: str) -> np.ndarray:
             what = "constant" if metric == "correlation" else "all-zero"
             raise InputError(f"{name}: sample(s) {flat[:5].tolist()}{'…' if flat.size > 5 else ''} have {what} feature "
                              f"vectors, so the {metric} distance is undefined; use metric='euclidean'")
+    import scipy.spatial.distance as ssd  # scipy.spatial and scipy.stats take seconds to import: load on use
+
     try:
         return ssd.squareform(ssd.pdist(x, metric=metric), checks=False)
     except ValueError as exc:
@@ -90,6 +90,8 @@ class _Triangle:
             raise InputError(f"{name}: all dissimilarities are equal; the correlation is undefined")
         if method == "kendall":
             return cls(tri, method)
+        import scipy.stats
+
         v = scipy.stats.rankdata(tri) if method == "spearman" else tri
         v = v - v.mean()
         return cls(v / np.linalg.norm(v), method)
@@ -105,6 +107,8 @@ class _Triangle:
 def _compare_pair(a: _Triangle, b: _Triangle) -> float:
     if a.method != "kendall":
         return float(np.clip(a.values @ b.values, -1.0, 1.0))
+    import scipy.stats
+
     tau_b = scipy.stats.kendalltau(a.values, b.values, variant="b").statistic
     # τ_b = S / sqrt((m0 - t_a)(m0 - t_b)) and τ_a = S / m0, with t the number of tied pairs of each side
     m0 = a.values.size * (a.values.size - 1) / 2
