@@ -3,112 +3,119 @@
 DNI (Jaderberg et al. 2017, arXiv 1608.05343, §3.1) observes that a net whose layers are decoupled by
 conditional synthetic gradients still trains when each layer updates only at random times, e.g. with
 probability ``p = 0.05`` per step. :func:`async_layers` wraps an optax transformation so that at every
-step each *group* updates with probability ``p`` and is otherwise left exactly unchanged — its
+step each layer updates with probability ``p`` and is otherwise left exactly unchanged — its
 parameters **and** its optimiser state (Adam's moments and step count), as if it had not been
-called. The groups follow the trainer's ``(params, learned)`` tree (:func:`sgtheory.nets.train`):
+called. It applies to the two trees :func:`sgtheory.nets.train` optimises:
 
-- group ``i`` (``1..D``): hidden layer ``i`` (``params[i-1]``) together with the SG module at it
-  (``learned[str(i)]``, if the method has one);
-- group ``D + 1``: the output layer (``params[D]``).
+- the net's parameters, a tuple of ``D + 1`` layer dicts: entry ``j`` is hidden layer ``j + 1``
+  (the output layer for ``j = D``) and follows ``mask[j]``;
+- the method's learned state, a dict of SG modules keyed by their hidden layer ``"i"``, following
+  ``mask[i - 1]`` — the same draw as layer ``i`` when both wrappers share ``key``, so a layer and
+  its SG module update together.
 
-The skips are drawn from the wrapper's own key, ``bernoulli(fold_in(key, t), p, (D + 1,))`` at
-step ``t``, so a seed fixes them.
+At step ``t`` the mask is ``bernoulli(fold_in(key, t), p, (MAX_DEPTH + 1,))``: a seed fixes the skips.
 
-:func:`train_with_optimizer` runs :func:`sgtheory.nets.train` unchanged with a given optax
-transformation in place of the ``adam``/``sgd`` it builds from a name (used for the async updates
-and for learning-rate schedules such as DNI's step decay).
+:func:`train_with_optimizer` runs :func:`sgtheory.nets.train` unchanged with optimisers built by a
+given factory in place of the ``adam``/``sgd`` it builds from a name (used for the async updates and
+for learning-rate schedules such as DNI's step decay).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from sgtheory.errors import InputError
+from sgtheory.nets.mlp import MAX_DEPTH
 
 
 class AsyncState(NamedTuple):
-    """``inner``: a list with the wrapped transformation's state for each group; ``key``; ``count`` (steps)."""
+    """``inner``: the wrapped transformation's state per layer (a list, or a dict for SG modules);
+    ``key``; ``count``: steps taken."""
 
-    inner: list
+    inner: Any
     key: Any
     count: Any
 
 
-def _groups(tree) -> list:
-    """Split the trainer's ``(params, learned)`` into ``[(params[i], learned[str(i+1)] or {}), ..., (output, {})]``."""
-    params, learned = tree
-    if not isinstance(params, (tuple, list)) or not isinstance(learned, dict):
-        raise InputError("async_layers: expects the trainer's (params tuple, learned dict) tree")
-    depth = len(params) - 1
-    return [(params[i], learned.get(str(i + 1), {})) for i in range(depth)] + [(params[depth], {})]
+def _slots(tree) -> list[tuple[Any, int]]:
+    """``(slot, mask index)`` pairs: list positions of a layer tuple, or SG-module keys ``"i"`` → ``i - 1``."""
+    if isinstance(tree, (tuple, list)):
+        return [(j, j) for j in range(len(tree))]
+    if isinstance(tree, dict):
+        try:
+            return [(k, int(k) - 1) for k in tree]
+        except ValueError:
+            raise InputError(f"async_layers: SG-module keys must be layer numbers, got {list(tree)}") from None
+    raise InputError(f"async_layers: expects a tuple of layers or a dict of SG modules, got {type(tree).__name__}")
 
 
-def _merge(groups: list, like) -> tuple:
-    """Inverse of :func:`_groups` for a tree shaped like ``like``."""
-    params, learned = like
-    return tuple(g[0] for g in groups), {k: groups[int(k) - 1][1] for k in learned}
+def _rebuild(tree, values: dict):
+    return tuple(values[j] for j in range(len(tree))) if isinstance(tree, (tuple, list)) else dict(values)
 
 
 def async_layers(inner: optax.GradientTransformation, p: float, *, key) -> optax.GradientTransformation:
-    """``inner`` applied per layer group, each group updating only with probability ``p`` per step.
+    """``inner`` applied per layer, each layer updating only with probability ``p`` per step.
 
-    ``p = 1`` is ``inner`` itself (per group; for Adam this is the same as one Adam over the
-    whole tree, since Adam is elementwise). A skipped group gets a zero update and keeps its
-    ``inner`` state. Groups: see the module docstring.
+    ``p = 1`` is ``inner`` itself (per layer; the same as ``inner`` on the whole tree for
+    elementwise optimisers such as Adam and SGD). A skipped layer gets a zero update and keeps
+    its ``inner`` state. Layers and mask indices: see the module docstring.
     """
     p = float(p)
     if not 0.0 < p <= 1.0:
         raise InputError(f"update probability p: must be in (0, 1], got {p!r}")
 
     def init(tree):
-        return AsyncState([inner.init(g) for g in _groups(tree)], key, jnp.zeros((), jnp.int32))
+        return AsyncState(_rebuild(tree, {s: inner.init(tree[s]) for s, _ in _slots(tree)}), key,
+                          jnp.zeros((), jnp.int32))
 
     def update(updates, state, params=None):
         if params is None:
             raise InputError("async_layers: needs params")
-        g_upd, g_par = _groups(updates), _groups(params)
-        mask = jax.random.bernoulli(jax.random.fold_in(state.key, state.count), p, (len(g_upd),))
-        new_upd, new_inner = [], []
-        for m, u, s, w in zip(mask, g_upd, state.inner, g_par):
-            u_new, s_new = inner.update(u, s, w)
-            new_upd.append(jax.tree_util.tree_map(lambda a, m=m: jnp.where(m, a, jnp.zeros_like(a)), u_new))
-            new_inner.append(jax.tree_util.tree_map(lambda a, b, m=m: jnp.where(m, a, b), s_new, s))
-        return _merge(new_upd, updates), AsyncState(new_inner, state.key, state.count + 1)
+        mask = jax.random.bernoulli(jax.random.fold_in(state.key, state.count), p, (MAX_DEPTH + 1,))
+        new_upd, new_inner = {}, {}
+        for s, j in _slots(updates):
+            u, st = inner.update(updates[s], state.inner[s], params[s])
+            new_upd[s] = jax.tree_util.tree_map(lambda a, m=mask[j]: jnp.where(m, a, jnp.zeros_like(a)), u)
+            new_inner[s] = jax.tree_util.tree_map(lambda a, b, m=mask[j]: jnp.where(m, a, b), st, state.inner[s])
+        return _rebuild(updates, new_upd), AsyncState(_rebuild(updates, new_inner), state.key, state.count + 1)
 
     return optax.GradientTransformation(init, update)
 
 
 @contextlib.contextmanager
-def _optimizer_override(opt: optax.GradientTransformation):
-    # nets.train builds its optimiser from a name with train.make_optimizer; substitute ours for
-    # the duration of one call (nets.train does not take a transformation yet).
+def _optimizer_factory(make: Callable[[float], optax.GradientTransformation]):
+    # nets.train builds its optimisers with train.make_optimizer(name, rate) (one for the net at lr,
+    # one for the SG modules at sg_lr); substitute make(rate) for the duration of one call.
     train_module = importlib.import_module("sgtheory.nets.train")  # the module; nets.train is the function
     original = train_module.make_optimizer
-    train_module.make_optimizer = lambda name, lr: opt
+    train_module.make_optimizer = lambda name, rate: make(rate)
     try:
         yield
     finally:
         train_module.make_optimizer = original
 
 
-def train_with_optimizer(data, config, method, opt: optax.GradientTransformation, *, lr: float, **kwargs):
-    """:func:`sgtheory.nets.train` with the optax transformation ``opt`` as its optimiser.
+def train_with_optimizer(data, config, method, make: Callable[[float], optax.GradientTransformation], **kwargs):
+    """:func:`sgtheory.nets.train` with optimisers built by ``make(rate)``.
 
-    ``lr`` is recorded in the result's ``info`` only (``opt`` carries its own rate or schedule);
-    ``kwargs`` go to :func:`sgtheory.nets.train` (``steps``, ``batch_size``, ``eval_every``, ``seed``...).
+    ``make`` is called with ``lr`` for the net and with ``sg_lr`` for the SG modules, e.g.
+    ``lambda r: optax.adam(optax.piecewise_constant_schedule(r, {...}))`` or
+    ``lambda r: async_layers(optax.adam(r), p, key=key)``. ``kwargs`` go to
+    :func:`sgtheory.nets.train` (``steps``, ``lr``, ``batch_size``, ``eval_every``, ``seed``...);
+    its ``optimizer`` name is recorded in the result's ``info`` only.
     """
     from sgtheory.nets import train
 
-    if not isinstance(opt, optax.GradientTransformation):
-        raise InputError(f"optimizer: expected an optax GradientTransformation, got {type(opt).__name__}")
-    with _optimizer_override(opt):
-        return train(data, config, method, lr=lr, **kwargs)
+    if not callable(make):
+        raise InputError(f"optimizer factory: expected a callable rate -> optax transformation, got {make!r}")
+    with _optimizer_factory(make):
+        return train(data, config, method, **kwargs)
 
 
 __all__ = ["AsyncState", "async_layers", "train_with_optimizer"]
