@@ -86,6 +86,7 @@ def plot_rdm_panels(rdms: Sequence[np.ndarray], titles: Sequence[str], *, labels
                     ax.axvline(b, color="w", linewidth=0.3)
         if row_title:
             fig.suptitle(row_title, fontsize=9)
+            fig.subplots_adjust(top=0.72, bottom=0.02, wspace=0.1)
     return fig, axes
 
 
