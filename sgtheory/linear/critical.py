@@ -75,8 +75,8 @@ def critical_state(config: Config, problem, *, key, init_scale=1.0, where: str =
     """(θ*, SG*): a critical point of the original MSE problem with every SG module refitted there.
 
     ``where``: ``"optimum"`` (random layers below, least-squares top layer: a global minimum) or
-    ``"zero"`` (every weight and bias zero: for a deep linear net a saddle, for a linear model not
-    critical unless the data say so — use it only with hidden layers). SG* comes from
+    ``"zero"`` (every weight and hidden bias zero, the output bias at the mean target: a saddle of a
+    deep linear net; needs hidden layers). SG* comes from
     :func:`sgtheory.linear.rules.fit_sg` (exact for MSE with a cond-linear SG).
     """
     state = init(config, problem, key=key, init_scale=init_scale)
@@ -86,6 +86,8 @@ def critical_state(config: Config, problem, *, key, init_scale=1.0, where: str =
         if config.depth == 0:
             raise InputError("critical_state where=zero: a linear model has no saddle at zero (needs hidden layers)")
         state = State(jax.tree_util.tree_map(jnp.zeros_like, state.net), state.sg)
+        if config.loss == "mse":  # the top bias must fit the mean target, or the point is not critical
+            state = solve_top_layer(config, problem, state)
     else:
         raise InputError(f"where: unknown value {where!r}; choose from optimum, zero")
     return fit_sg(config, problem, state) if config.sg != "none" else state
