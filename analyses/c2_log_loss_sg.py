@@ -1,0 +1,114 @@
+"""C2: an SG that cannot represent ∂L/∂h adds critical points; a non-linear SG closes the gap.
+
+Logistic regression p = xW + b (sigmoid cross-entropy) on a non-separable data set, trained with backprop,
+with a linear SG at the output (hA + C, and label-conditioned hA + yB + C; exact line-search SG steps — a
+fixed β diverges as |p| grows, since the SG loss's curvature E[p²] grows with it) and with a small MLP SG
+(one ReLU layer, fixed β). ∂L/∂p = σ(p) − y is not linear in p, so the joint system with a linear SG
+stops where E[SG·x] = 0 but E[(σ(p) − y)·x] ≠ 0. Measured at the end: the true log-loss gradient norm, the
+joint field's norm, the excess loss and the distance to the log-loss optimum (L-BFGS). Settings (the
+paper's are unknown): --dataset blobs in 2-D, 500 samples, α = 0.2 (0.1 with the MLP SG), β = 0.1,
+MLP width --hidden.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sgtheory.repro import analysis_main  # noqa: E402
+
+NAME = "c2_log_loss_sg"
+RULES = (  # label, sg variant, sg step, alpha, beta
+    ("backprop", "none", "fixed", 0.2, 0.0),
+    ("linear SG hA+C", "linear", "line-search", 0.2, 0.0),
+    ("cond. linear SG hA+yB+C", "cond-linear", "line-search", 0.2, 0.0),
+    ("MLP SG", "mlp", "fixed", 0.1, 0.1),
+)
+
+
+def add_arguments(p):
+    p.add_argument("--dataset", default="blobs", help="data set (default blobs: overlapping, finite optimum)")
+    p.add_argument("--dim", type=int, default=2, help="input dimension (default 2; needs ≥ 2 for a gap)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 40000; quick 4000)")
+    p.add_argument("--hidden", type=int, default=32, help="MLP SG hidden width (default 32)")
+
+
+def compute(args):
+    from sgtheory.linear import critical, datasets, from_samples, init, make_config, optimum, trajectory
+    from sgtheory.linear.sg import sg_apply
+    from sgtheory.validate import int_in_range
+
+    steps = int_in_range(args.steps or (4000 if args.quick else 40000), "--steps", lo=100)
+    every = steps // 100
+    steps -= steps % every
+    hidden = int_in_range(args.hidden, "--hidden", lo=1)
+    X, Y = datasets.make(args.dataset, int_in_range(args.dim, "--dim", lo=1), 500, args.seed, target="classes")
+    pr = from_samples(X, Y)
+    key = jax.random.PRNGKey(args.seed)
+    arrays, rows = {}, []
+    p_grid = jnp.linspace(-6.0, 6.0, 121)[:, None]
+    for i, (label, sg, sg_step, alpha, beta) in enumerate(RULES):
+        cfg = make_config("linear", loss="log", sg=sg, sg_step=sg_step, sg_hidden=hidden)
+        opt = optimum(cfg, pr)
+        tr = trajectory(cfg, pr, init(cfg, pr, key=key), alpha, beta, steps, every=every)
+        state = tr.final
+        W, b = state.net[0]["W"], state.net[0]["b"]
+        g_net, g_sg = critical.joint_gradient_norm(cfg, pr, state)
+        arrays[f"gap_{i}"] = np.asarray(tr.loss) - opt.loss
+        if sg != "none":
+            u = jnp.ones((p_grid.shape[0],))
+            for c in (0, 1):
+                arrays[f"sg_{i}_y{c}"] = np.asarray(sg_apply(state.sg[0], p_grid, jnp.full_like(p_grid, c), u))[:, 0]
+        rows.append({"rule": label, "alpha": alpha, "beta": beta, "final_loss": float(tr.loss[-1]),
+                     "excess_loss": float(tr.loss[-1]) - opt.loss,
+                     "true_grad": float(critical.bp_gradient_norm(cfg, pr, state)),
+                     "joint_grad_net": float(g_net), "joint_grad_sg": float(g_sg),
+                     "distance": float(jnp.sqrt(jnp.sum((W - opt.W) ** 2) + jnp.sum((b - opt.b) ** 2)))})
+    arrays["t"] = np.asarray(tr.t)
+    arrays["p_grid"] = np.asarray(p_grid[:, 0])
+    meta = {"rows": rows, "steps": steps, "dataset": args.dataset, "dim": args.dim, "n": 500, "hidden": hidden,
+            "opt_loss": opt.loss, "labels": [r[0] for r in RULES]}
+    return arrays, meta
+
+
+def plot(arrays, meta, out):
+    from sgtheory.io import savefig
+    from sgtheory.plotting import figure
+
+    t, p = arrays["t"], arrays["p_grid"]
+    with figure(1, 2, figsize=(10.5, 3.8)) as (fig, (ax1, ax2)):
+        colors = {}
+        for i, label in enumerate(meta["labels"]):
+            (line,) = ax1.loglog(t[1:], np.maximum(arrays[f"gap_{i}"][1:], 1e-16), label=label)
+            colors[i] = line.get_color()
+        ax1.set(xlabel="step", ylabel="L − L*  (log loss)", title=f"C2: excess log loss, {meta['dataset']} {meta['dim']}-D")
+        ax1.legend(fontsize=7)
+        sig = 1.0 / (1.0 + np.exp(-p))
+        for c, ls in ((0, "-"), (1, "--")):
+            ax2.plot(p, sig - c, color="k", ls=ls, lw=2, label=f"σ(p) − y, y = {c}")
+            for i in range(1, len(meta["labels"])):
+                ax2.plot(p, arrays[f"sg_{i}_y{c}"], color=colors[i], ls=ls, lw=1)
+        ax2.set(xlabel="output p", ylabel="∂L/∂p", title="true gradient (black) vs final SG (colours)", ylim=(-1.5, 1.5))
+        ax2.legend(fontsize=7)
+        savefig(fig, out / f"{NAME}.png")
+    by = {r["rule"]: r for r in meta["rows"]}
+    lin = by["cond. linear SG hA+yB+C"]
+    mlp = by["MLP SG"]
+    return {"cond_linear_true_grad": lin["true_grad"], "cond_linear_joint_grad": lin["joint_grad_net"],
+            "cond_linear_excess_loss": lin["excess_loss"], "linear_excess_loss": by["linear SG hA+C"]["excess_loss"],
+            "mlp_true_grad": mlp["true_grad"], "mlp_excess_loss": mlp["excess_loss"],
+            "bp_excess_loss": by["backprop"]["excess_loss"]}
+
+
+def main(argv=None):
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
