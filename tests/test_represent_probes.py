@@ -172,14 +172,22 @@ def test_probe_input_errors(rng):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    """A 2×16 ReLU net trained for a few steps on scikit-learn's digits, saved as a checkpoint."""
+    """A 2×16 ReLU net with a linear cSG at h1, random weights (no training: keeps the test fast), saved with
+    :func:`sgtheory.nets.save_checkpoint` exactly as ``sgtheory train`` saves its result."""
+    import jax
+
     from sgtheory.data import load
-    from sgtheory.nets import MLPConfig, save_checkpoint, train
+    from sgtheory.nets import MLPConfig, TrainResult, init_bn_state, init_mlp, methods, save_checkpoint
 
     data = load("digits")
-    res = train(data, MLPConfig(64, 10, depth=2, width=16), "bp", steps=10, batch_size=32, eval_every=10,
-                show_progress=False)
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "bp", res), data
+    config, method, key = MLPConfig(64, 10, depth=2, width=16), methods.get("csg", layer=1), jax.random.PRNGKey(3)
+    state = method.init(config, key=key)
+    learned = jax.tree_util.tree_map(lambda a: 0.1 * jax.random.normal(key, a.shape, a.dtype), state.learned)
+    metrics = {"step": np.array([0]), "train_loss": np.array([2.3]), "test_error": np.array([0.9]),
+               "sg_loss": np.array([0.0]), "cosine": np.zeros((1, 2))}
+    res = TrainResult(init_mlp(config, key=key), init_bn_state(config), state._replace(learned=learned), metrics,
+                      config, method, {"dataset": "digits"})
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "csg", res), data
 
 
 def _probe(argv, capsys):
@@ -274,3 +282,18 @@ def test_net_sg_probe_oracle_and_module(key):
                                rtol=1e-6, atol=1e-6)
     with pytest.raises(InputError, match="layer"):
         sp.net_sg_probe(params, config, sg_params, layer=4)
+
+
+def test_checkpoint_sg_probe(tiny_checkpoint, rng):
+    from sgtheory.nets import load_checkpoint
+
+    ck, data = tiny_checkpoint
+    probe = sp.checkpoint_sg_probe(ck)
+    assert probe.layer == 1
+    p = load_checkpoint(ck).method_state.learned["1"]
+    h = act.checkpoint_activations(ck, data.x_test[:20]).arrays[0]
+    y = np.eye(10)[data.y_test[:20]]
+    # float32 checkpoint parameters: agreement to float32 round-off
+    np.testing.assert_allclose(probe.sg(h, y), h @ p["A"] + y @ p["B"] + p["c"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="no SG module at layer 2"):
+        sp.checkpoint_sg_probe(ck, layer=2)
