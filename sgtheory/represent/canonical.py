@@ -79,7 +79,10 @@ def pwcca(X, Y) -> float:
     reference's choice so results agree, to about 1e-10 on equal widths). Unlike the reference,
     which switches to the narrower view's neurons and fails with an IndexError when ``X`` is wider,
     the weights here always come from ``X`` and unequal widths work: the ``c`` canonical pairs are
-    weighted, and the extra directions of the wider view (correlation 0) are left out.
+    weighted, and the extra directions of the wider view (correlation 0) are left out. Two more
+    differences: constant (dead) neurons are dropped first, with a warning, where the reference keeps
+    them as zero-variance directions; and because ``μ_i`` is added to direction ``i``, the value (like
+    the reference's) changes when the neurons of a view with non-zero means are reordered.
     """
     x, y = paired(X, Y, min_samples=3)
     return _pwcca_pair(_PWView.of(x, "X"), _PWView.of(y, "Y"))
