@@ -162,8 +162,10 @@ def write_outputs(out, comp, a: LayerActivations, b: LayerActivations, rdms, *, 
         save(fig, "per_layer.png")
     if rdms is not None:
         for tag, stack, acts in (("a", rdms[0], a), ("b", rdms[1], b)):
-            fig, _ = plot_rdm_panels(stack, acts.names, labels=rdms[2],
-                                     row_title=f"RDMs (1 − Pearson), {name_a if tag == 'a' else name_b}")
+            metric = settings.get("rdm_metric", "correlation")
+            what = "1 − Pearson" if metric == "correlation" else metric
+            fig, _ = plot_rdm_panels(stack, acts.names, labels=rdms[2], vmax=2.0 if metric == "correlation" else None,
+                                     row_title=f"RDMs ({what}), {name_a if tag == 'a' else name_b}")
             save(fig, f"rdm_{tag}.png")
 
     lines = ["measure,layer_a,name_a,layer_b,name_b,value"]

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--labels", default=None,
                    help="class labels for activation files: .npz (array 'labels' or its only array) or a text "
                         "file with one integer per row")
+    p.add_argument("--rdm-metric", default="correlation",
+                   help="sample dissimilarity for 'rdm' (default correlation = 1 − Pearson; any scipy pdist metric, "
+                        "e.g. euclidean when some samples have constant activations)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample subset and the probe split (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
@@ -64,15 +67,17 @@ def run(args) -> int:
         a, b, labels, dataset = load_pair(args.a, args.b, dataset=args.dataset, data_root=args.data_root,
                                           labels_file=args.labels, n=n, layers=layers, seed=args.seed,
                                           need_labels="probe" in measures)
-        comp = compare_layers(a, b, measures, labels=labels, seed=args.seed)
+        comp = compare_layers(a, b, measures, labels=labels, seed=args.seed,
+                              options={"rdm": {"metric": args.rdm_metric}})
         rdms = None
         if "rdm" in measures:
-            rdms = _rdm_panels(a, b, labels, seed=args.seed)
+            rdms = _rdm_panels(a, b, labels, seed=args.seed, metric=args.rdm_metric)
     notes = list(dict.fromkeys([*a.notes, *b.notes, *(str(w.message) for w in caught)]))
 
     files = write_outputs(out, comp, a, b, rdms, notes=notes,
                           settings={"a": str(args.a), "b": str(args.b), "dataset": dataset, "n": comp.n_samples,
-                                    "measures": list(measures), "seed": args.seed, "layers": layers})
+                                    "measures": list(measures), "seed": args.seed, "layers": layers,
+                                    "rdm_metric": args.rdm_metric})
     for note in notes:
         print(f"sgtheory probe: note: {note}", file=sys.stderr)
     means = {m: round(float(comp.matching_values(m).mean()), 4) for m in comp.matrices}
@@ -89,8 +94,8 @@ def run(args) -> int:
     return 0
 
 
-def _rdm_panels(a, b, labels, *, seed: int, max_samples: int = 300):
-    """RDMs (1 − Pearson) of a label-ordered subsample (≤ ``max_samples``) for every layer of A and B."""
+def _rdm_panels(a, b, labels, *, seed: int, metric: str, max_samples: int = 300):
+    """RDMs of a label-ordered subsample (≤ ``max_samples``) for every layer of A and B."""
     import numpy as np
 
     from sgtheory.represent import rdm
@@ -101,4 +106,4 @@ def _rdm_panels(a, b, labels, *, seed: int, max_samples: int = 300):
     else:
         idx = np.arange(min(max_samples, a.n_samples))
     sub_labels = None if labels is None else np.asarray(labels)[idx]
-    return ([rdm(x[idx]) for x in a.arrays], [rdm(x[idx]) for x in b.arrays], sub_labels)
+    return ([rdm(x[idx], metric) for x in a.arrays], [rdm(x[idx], metric) for x in b.arrays], sub_labels)

@@ -60,14 +60,17 @@ def plot_per_layer(curves: Mapping[str, Sequence[float]], *, names: Sequence[str
 
 
 def plot_rdm_panels(rdms: Sequence[np.ndarray], titles: Sequence[str], *, labels=None, ncols: int = 5,
-                    row_title: str = "", vmax: float = 2.0, fig=None):
-    """A grid of RDM images (``1 − Pearson``, so values in [0, 2]), one per layer.
+                    row_title: str = "", vmax: float | None = 2.0, fig=None):
+    """A grid of RDM images, one per layer, on one colour scale ``[0, vmax]``.
 
+    ``vmax=2`` suits ``1 − Pearson`` RDMs (values in [0, 2]); ``None`` uses the largest entry of all panels.
     ``labels`` (n,), sorted, draws class-block boundaries. Returns ``(fig, axes)``.
     """
     import matplotlib.pyplot as plt
 
     k = len(rdms)
+    if vmax is None:
+        vmax = max(float(np.max(r)) for r in rdms) or 1.0
     ncols = max(1, min(ncols, k))
     nrows = int(np.ceil(k / ncols))
     with style():

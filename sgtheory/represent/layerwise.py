@@ -72,8 +72,12 @@ def parse_measures(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def compare_layers(a: LayerActivations, b: LayerActivations, measures: Sequence[str] = ("cka", "svcca"), *,
-                   labels=None, probe_test_fraction: float = 0.5, seed: int = 0) -> LayerComparison:
+                   labels=None, probe_test_fraction: float = 0.5, seed: int = 0,
+                   options: dict[str, dict] | None = None) -> LayerComparison:
     """All layer pairs of ``a`` and ``b`` under each measure in ``measures`` (names in :data:`MEASURES`).
+
+    ``options``: per short measure name, keyword options for :func:`sgtheory.represent.similarity_matrix`
+    (e.g. ``{"rdm": {"metric": "euclidean"}, "svcca": {"variance": 0.98}}``).
 
     ``a`` and ``b`` must hold the same samples in the same order. ``"probe"`` needs ``labels`` ``(n,)``
     (default: ``a.labels``, else ``b.labels``): a logistic-regression probe per layer, trained on a
@@ -85,7 +89,11 @@ def compare_layers(a: LayerActivations, b: LayerActivations, measures: Sequence[
     if a.n_samples != b.n_samples:
         raise InputError(f"{a.source} has {a.n_samples} samples but {b.source} has {b.n_samples}; "
                          "both must hold the same samples")
-    matrices = {m: similarity_matrix(list(a.arrays), list(b.arrays), PAIR_MEASURES[m])
+    options = options or {}
+    unknown = sorted(set(options) - set(PAIR_MEASURES))
+    if unknown:
+        raise InputError(f"options: for unknown measure(s) {', '.join(unknown)}")
+    matrices = {m: similarity_matrix(list(a.arrays), list(b.arrays), PAIR_MEASURES[m], **options.get(m, {}))
                 for m in measures if m in PAIR_MEASURES}
     probe_a = probe_b = None
     if "probe" in measures:
