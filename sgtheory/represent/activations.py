@@ -177,6 +177,8 @@ def is_checkpoint(path) -> bool:
         return True
     if p.suffix.lower() != ".npz":
         return False
+    if p.name == "checkpoint.npz":  # the name sgtheory train writes: a missing .json is then reported as such
+        return True
     meta = p.with_suffix(".json")
     if not meta.is_file():
         return False
