@@ -297,3 +297,39 @@ def test_checkpoint_sg_probe(tiny_checkpoint, rng):
     np.testing.assert_allclose(probe.sg(h, y), h @ p["A"] + y @ p["B"] + p["c"], rtol=1e-5, atol=1e-5)
     with pytest.raises(InputError, match="no SG module at layer 2"):
         sp.checkpoint_sg_probe(ck, layer=2)
+
+
+# ---------------------------------------------------------------- layer-wise helpers (C9)
+
+
+def test_label_ordered_sample_balanced_and_sorted(rng):
+    from sgtheory.represent.layerwise import label_ordered_sample
+
+    y = rng.integers(0, 4, 500)
+    idx = label_ordered_sample(y, 41, seed=0)
+    assert idx.size == 41 and np.all(np.diff(y[idx]) >= 0)
+    assert sorted(np.bincount(y[idx]).tolist()) == [10, 10, 10, 11]
+
+
+def test_diagonal_block_distance_against_slow_reference(rng):
+    from sgtheory.represent import rdm
+    from sgtheory.represent.layerwise import diagonal_block_distance
+
+    y = np.repeat(np.arange(3), 5)
+    rdms = [rdm(rng.normal(size=(15, 4))) for _ in range(3)]
+    got = diagonal_block_distance(rdms, y)
+    want = []
+    for r in rdms:
+        diffs = [r[i, j] - rdms[-1][i, j] for i in range(15) for j in range(i + 1, 15) if y[i] == y[j]]
+        want.append(np.sqrt(np.mean(np.square(diffs))))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[-1] == 0.0
+    with pytest.raises(InputError, match="no two samples"):
+        diagonal_block_distance(rdms[:1], np.arange(15))
+
+
+def test_matching_layers():
+    from sgtheory.represent.layerwise import matching_layers
+
+    assert matching_layers(3, 3) == ((0, 0), (1, 1), (2, 2))
+    assert matching_layers(3, 5) == ((0, 0), (1, 2), (2, 4))
