@@ -137,7 +137,7 @@ def run(args):
 def machine(threads):
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "blas_threads": threads or "library default"}
+            "blas_threads": threads or "library default", "load_average_1_5_15min": list(os.getloadavg())}
     try:
         from threadpoolctl import threadpool_info
         info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "num_threads")} for p in threadpool_info()]

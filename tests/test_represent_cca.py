@@ -202,3 +202,23 @@ def test_linearly_dependent_features_warn_and_use_rank(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(rho, cca(X, Y), atol=1e-8)
+
+
+def test_real_activations_from_digits():
+    # Real inputs (scikit-learn's 8×8 digits) through random ReLU layers: skewed, sparse activations
+    # with non-zero means, the kind of data the cross-checks use.
+    import importlib.util
+    from pathlib import Path
+
+    # read the bundled file directly (find_spec locates the package without importing it, which takes seconds)
+    root = Path(importlib.util.find_spec("sklearn").origin).parent
+    digits = np.loadtxt(root / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    x = digits[:, :-1] / 16.0
+    g = np.random.default_rng(3)
+    h1 = np.maximum(x @ g.normal(size=(64, 24)) / 4 - 0.2, 0)
+    h2 = np.maximum(h1 @ g.normal(size=(24, 24)) / 3 - 0.1, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no dead units at this size: nothing is dropped
+        np.testing.assert_allclose(cca(h1, h2), reference_cca(h1, h2), atol=1e-8)
+        assert pwcca(h1, h2) == pytest.approx(reference_pwcca(h1.T, h2.T), abs=1e-8)
+        assert pwcca(h2, h1) == pytest.approx(reference_pwcca(h2.T, h1.T), abs=1e-8)

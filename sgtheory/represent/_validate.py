@@ -92,10 +92,11 @@ def cca_sample_check(n: int, rx: int, ry: int, what: str, *, regularization: flo
     if regularization > 0:
         return
     if rx + ry > n - 1:
+        fix = ("lower variance or set n_components" if what == "svcca"
+               else "reduce the dimension (svcca, or fewer features), pass regularization > 0 (cca)")
         raise InputError(
             f"{what}: {n} samples are too few for CCA of {rx} + {ry} directions (needs n_samples > {rx + ry}); "
-            "random data would score correlations of exactly 1. Reduce the dimension (svcca, or fewer features), "
-            "pass regularization > 0, or use more samples"
+            f"random data would score correlations of exactly 1. To fix: {fix}, or use more samples"
         )
     if n < 2 * (rx + ry):
         rms = math.sqrt(max(rx, ry) / (n - 1))
