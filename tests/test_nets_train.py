@@ -49,7 +49,7 @@ def test_same_seed_same_numbers(digits, run):
 def test_zero_sg_step_leaves_lower_layers_at_init(digits):
     cfg = MLPConfig(64, 10, 2, 16, "tanh", False)
     res = train(digits, cfg, methods.get("csg", layer=2), steps=1, batch_size=32, eval_every=1, seed=4)
-    init = init_mlp(cfg, key=jax.random.split(jax.random.PRNGKey(4), 3)[0])
+    init = init_mlp(cfg, key=jax.random.split(jax.random.PRNGKey(4), 4)[0])
     assert np.array_equal(res.params[0]["W"], init[0]["W"]) and np.array_equal(res.params[1]["W"], init[1]["W"])
     assert not np.array_equal(res.params[2]["W"], init[2]["W"])
 

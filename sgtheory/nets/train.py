@@ -44,8 +44,14 @@ class TrainResult(NamedTuple):
     info: dict
 
 
-def make_optimizer(name: str, lr: float) -> optax.GradientTransformation:
-    """``adam`` (optax defaults β = (0.9, 0.999)) or plain ``sgd`` at learning rate ``lr``."""
+def make_optimizer(name, lr) -> optax.GradientTransformation:
+    """``adam`` (optax defaults β = (0.9, 0.999)) or plain ``sgd`` at learning rate ``lr``.
+
+    ``name`` may also be a factory ``lr -> optax.GradientTransformation`` (e.g. a learning-rate
+    schedule, or :func:`sgtheory.nets.async_updates.async_layers` around Adam).
+    """
+    if callable(name):
+        return name(lr)
     choice(name, "optimizer", OPTIMIZERS)
     return optax.adam(positive(lr, "lr")) if name == "adam" else optax.sgd(positive(lr, "lr"))
 
@@ -87,13 +93,14 @@ def _build(config: MLPConfig, method: Method, opt, opt_sg, fixed, batch_size: in
 
 
 def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
-          optimizer: str = "adam", lr: float = 1e-3, sg_lr: float | None = None, eval_every: int = 500, seed: int = 0,
+          optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, eval_every: int = 500, seed: int = 0,
           show_progress: bool | None = None, checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
     """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
 
     ``method``: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
-    ``optimizer`` (``adam`` | ``sgd``) at learning rate ``lr`` trains the net; the same optimiser at
-    ``sg_lr`` (default ``lr``) trains the method's learned state (its SG modules).
+    ``optimizer`` (``adam`` | ``sgd``, or a factory ``rate -> optax.GradientTransformation``) at
+    learning rate ``lr`` trains the net; the same optimiser at ``sg_lr`` (default ``lr``) trains the
+    method's learned state (its SG modules).
     Everything random derives from ``jax.random.PRNGKey(seed)`` (init, method state, batches),
     so the same arguments give the same numbers. With ``checkpoint_dir`` and ``checkpoint_every``
     a checkpoint is (over)written there at the first evaluation at or after each multiple of
@@ -113,7 +120,7 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     opt = make_optimizer(optimizer, lr)
     sg_lr = lr if sg_lr is None else sg_lr
     opt_sg = make_optimizer(optimizer, sg_lr)
-    k_init, k_method, k_data = jax.random.split(jax.random.PRNGKey(seed), 3)
+    k_init, k_method, k_data, k_probe = jax.random.split(jax.random.PRNGKey(seed), 4)
     params = init_mlp(config, key=k_init)
     mstate = method.init(config, key=k_method)
     bn = init_bn_state(config)
@@ -122,7 +129,8 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     f32 = jnp.float32
     x_all, y_all = jnp.asarray(data.x_train, f32), jax.nn.one_hot(data.y_train, config.n_out, dtype=f32)
     x_test, y_test = jnp.asarray(data.x_test, f32), jnp.asarray(data.y_test)
-    x_probe, y_probe = x_all[:batch_size], y_all[:batch_size]
+    probe = jax.random.choice(k_probe, n_train, (batch_size,), replace=False)
+    x_probe, y_probe = x_all[probe], y_all[probe]  # a fixed random training batch for the cosines
     carry = (params, bn, mstate.learned, (opt.init(params), opt_sg.init(mstate.learned)), jnp.arange(n_train))
 
     t0 = time.perf_counter()
@@ -130,6 +138,9 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     compiled = {n: run_chunk.lower(carry, x_all, y_all, jnp.asarray(0), n).compile() for n in lengths}
     compile_s = time.perf_counter() - t0
 
+    opt_name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
+    info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": opt_name, "lr": float(lr),
+            "sg_lr": float(sg_lr), "eval_every": eval_every, "seed": int(seed), "backend": jax.default_backend()}
     rows, train_s, done, next_ckpt = [], 0.0, 0, checkpoint_every
     with progress(steps, desc=f"train {method.name}", enabled=show_progress, unit="step") as bar:
         while done < steps:
@@ -148,13 +159,10 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
             if checkpoint_dir is not None and checkpoint_every and done >= next_ckpt:
                 from sgtheory.nets.checkpoint import save_checkpoint
 
-                save_checkpoint(checkpoint_dir, _result(carry, mstate, rows, config, method, {}))
+                save_checkpoint(checkpoint_dir, _result(carry, mstate, rows, config, method, info))
                 next_ckpt = (done // checkpoint_every + 1) * checkpoint_every
-    info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": optimizer, "lr": float(lr),
-            "sg_lr": float(sg_lr),
-            "eval_every": eval_every, "seed": int(seed), "compile_seconds": round(compile_s, 3),
-            "train_seconds": round(train_s, 3), "steps_per_second": round(steps / max(train_s, 1e-9), 2),
-            "backend": jax.default_backend()}
+    info.update({"compile_seconds": round(compile_s, 3), "train_seconds": round(train_s, 3),
+                 "steps_per_second": round(steps / max(train_s, 1e-9), 2)})
     return _result(carry, mstate, rows, config, method, info)
 
 

@@ -63,8 +63,8 @@ class Kickback(Method):
 
     @property
     def properties(self) -> Properties:
-        return Properties("ε·(W_{i+1} 1), ε = mean_j (e W_outᵀ)_j; top layer e W_outᵀ", "e", learned=False,
-                          update_locked=True, backward_locked=False)
+        return Properties("ε·(W_{i+1} 1), ε = mean_j (e W_outᵀ)_j; top layer e W_outᵀ", "e",
+                          learned=False, update_locked=True, backward_locked=False)
 
     def credit(self, state: MethodState, tape: Tape) -> Credit:
         d = tape.depth
