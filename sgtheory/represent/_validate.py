@@ -29,7 +29,8 @@ def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_con
 
     Raises :class:`InputError` for non-numeric, non-2-D, empty or non-finite input, for fewer than
     ``min_samples`` rows, and when no feature varies. A feature is constant when its range
-    (max - min) is at most ``1e-12`` times its largest magnitude (exactly 0 for dead ReLU units).
+    (max - min) is at most ``10 eps`` times its largest magnitude, i.e. it varies only at round-off
+    level (exactly 0 for dead ReLU units).
     """
     a = np.asarray(X)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
@@ -49,7 +50,7 @@ def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_con
     if not drop_constant:
         return a
     span = a.max(axis=0) - a.min(axis=0)
-    constant = span <= 1e-12 * np.abs(a).max(axis=0)
+    constant = span <= 10 * np.finfo(a.dtype).eps * np.abs(a).max(axis=0)
     if constant.all():
         raise InputError(f"{name}: every feature is constant over the samples; similarity is undefined")
     if constant.any():
