@@ -53,9 +53,9 @@ def compute(args):
     key = jax.random.PRNGKey(args.seed)
     arrays, rows = {}, []
     p_grid = jnp.linspace(-6.0, 6.0, 121)[:, None]
+    opt = optimum(make_config("linear", loss="log", sg="none"), pr)
     for i, (label, sg, sg_step, alpha, beta) in enumerate(RULES):
         cfg = make_config("linear", loss="log", sg=sg, sg_step=sg_step, sg_hidden=hidden)
-        opt = optimum(cfg, pr)
         tr = trajectory(cfg, pr, init(cfg, pr, key=key), alpha, beta, steps, every=every)
         state = tr.final
         W, b = state.net[0]["W"], state.net[0]["b"]
