@@ -122,3 +122,23 @@ def test_uncertainty_bad_inputs(rng):
         bootstrap_ci(X, X[:10])
     with pytest.raises(InputError, match="not a number"):
         permutation_test(X, X, lambda a, b: "high", n_permutations=2)
+
+
+@pytest.mark.parametrize("name,opts", [("linear_cka", {}), ("linear_cka", {"debiased": True}), ("cca", {}),
+                                       ("cca", {"regularization": 0.5}), ("svcca", {"variance": 0.9})])
+def test_jax_backend_equals_numpy(rng, name, opts):
+    # The device path (CPU JAX here, GPU when present) shares the numpy per-layer work; its cross
+    # products and SVDs differ only by float64 round-off. Equal widths use the batched SVD, unequal a loop.
+    A, B = net_layers(rng, widths=(6, 9, 5)), net_layers(rng, widths=(7, 7))
+    for la, lb in ((A, B), (A, None)):
+        S_np = similarity_matrix(la, lb, name, backend="numpy", **opts)
+        S_jax = similarity_matrix(la, lb, name, backend="jax", **opts)
+        np.testing.assert_allclose(S_jax, S_np, rtol=0, atol=1e-12)
+
+
+def test_backend_choice_checked(rng):
+    A = net_layers(rng)
+    with pytest.raises(InputError, match="supports the measures"):
+        similarity_matrix(A, A, "pwcca", backend="jax")
+    with pytest.raises(InputError, match="backend"):
+        similarity_matrix(A, A, "cca", backend="cuda")

@@ -140,16 +140,16 @@ def _cross_fro2(xc: np.ndarray, yc: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", xc @ xc.T, yc @ yc.T))
 
 
-def _unbiased_linear_hsic_parts(xc, yc, sx, sy) -> float:
+def _unbiased_linear_hsic_parts(xc, yc, sx, sy, fro2: float | None = None) -> float:
     """Song et al.'s HSIC_1 for linear kernels of centred views, in feature space.
 
     With ``1^T X_c = 0``: ``tr(K̃L̃) = ‖Y^T X‖² - Σ_i sx_i sy_i``, ``1^T K̃ 1 = -Σ_i sx_i`` and
     ``1^T K̃ L̃ 1 = Σ_i sx_i sy_i`` (``sx_i = ‖x_i‖²``); the estimator is shift-invariant, so centring
-    first changes nothing.
+    first changes nothing. ``fro2``: ``‖Y^T X‖²_F`` when already computed.
     """
     n = xc.shape[0]
     diag = float(sx @ sy)
-    trace = _cross_fro2(xc, yc) - diag
+    trace = (_cross_fro2(xc, yc) if fro2 is None else fro2) - diag
     return (trace + sx.sum() * sy.sum() / ((n - 1) * (n - 2)) - 2.0 * diag / (n - 2)) / (n * (n - 3))
 
 
@@ -157,10 +157,12 @@ def _unbiased_linear_hsic(lx: _Linear, ly: _Linear) -> float:
     return _unbiased_linear_hsic_parts(lx.xc, ly.xc, lx.sq_norms, ly.sq_norms)
 
 
-def _linear_pair(lx: _Linear, ly: _Linear) -> float:
+def _linear_pair(lx: _Linear, ly: _Linear, fro2: float | None = None) -> float:
+    """Linear CKA of two prepared views; ``fro2 = ‖Y_c^T X_c‖²_F`` may be passed in (device path)."""
     if lx.debiased:
-        return float(_unbiased_linear_hsic(lx, ly) / np.sqrt(lx.self_hsic * ly.self_hsic))
-    return float(_cross_fro2(lx.xc, ly.xc) / (lx.self_hsic * ly.self_hsic))
+        hsic = _unbiased_linear_hsic_parts(lx.xc, ly.xc, lx.sq_norms, ly.sq_norms, fro2)
+        return float(hsic / np.sqrt(lx.self_hsic * ly.self_hsic))
+    return float((_cross_fro2(lx.xc, ly.xc) if fro2 is None else fro2) / (lx.self_hsic * ly.self_hsic))
 
 
 @dataclass(frozen=True)

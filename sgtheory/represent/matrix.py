@@ -9,14 +9,16 @@ import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.progress import progress as _progress
+from sgtheory.represent._device import DEVICE_MEASURES, accelerator_present, device_matrix
 from sgtheory.represent._registry import Measure, as_float, lookup, reemit
 from sgtheory.represent._validate import same_samples, view
+from sgtheory.validate import choice
 
 __all__ = ["similarity_matrix"]
 
 
-def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, show_progress: bool | None = False,
-                      **options) -> np.ndarray:
+def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, backend: str = "auto",
+                      show_progress: bool | None = False, **options) -> np.ndarray:
     """``S[i, j] = measure(layers_a[i], layers_b[j])`` for all pairs of layers.
 
     ``layers_a``, ``layers_b``: sequences (or mappings, in their order) of ``(n_samples, d_k)``
@@ -32,6 +34,10 @@ def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, show_pro
     per-pair functions' exactly (same code path). For ``"rbf_cka"`` all prepared ``(n, n)`` Gram
     matrices are held in memory (``8 n² (N + M)`` bytes). With ``layers_b=None`` and a symmetric
     measure only ``i ≤ j`` is computed. Warnings repeated over pairs are issued once, with a count.
+
+    ``backend``: ``"numpy"``; ``"jax"`` runs the pair step of ``linear_cka``, ``cca`` and ``svcca``
+    on JAX's default device in float64 (per-layer work stays in numpy; equal to the numpy path up to
+    round-off); ``"auto"`` (default) picks ``"jax"`` for those measures when JAX has a GPU/TPU.
     """
     a = _layers(layers_a, "layers_a")
     b = a if layers_b is None else _layers(layers_b, "layers_b")
@@ -51,15 +57,32 @@ def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, show_pro
             pair = lambda i, j: m.pair(prep_a[i], prep_b[j], **opts)  # noqa: E731
         else:
             pair = lambda i, j: as_float(m(a[i], b[j], **options))  # noqa: E731
-        with _progress(total=len(pairs), desc="similarity", enabled=show_progress) as bar:
-            for i, j in pairs:
-                out[i, j] = pair(i, j)
-                bar.update()
+        if _use_device(backend, measure):
+            out, symmetric = device_matrix(measure, prep_a, prep_b, opts), False
+        else:
+            with _progress(total=len(pairs), desc="similarity", enabled=show_progress) as bar:
+                for i, j in pairs:
+                    out[i, j] = pair(i, j)
+                    bar.update()
     if symmetric:
         upper = np.triu_indices(len(a), k=1)
         out[upper[1], upper[0]] = out[upper]
     reemit(caught, "similarity_matrix")
     return out
+
+
+def _use_device(backend: str, measure) -> bool:
+    choice(backend, "backend", ("auto", "numpy", "jax"))
+    supported = isinstance(measure, str) and measure in DEVICE_MEASURES
+    if backend == "jax" and not supported:
+        raise InputError(f"backend 'jax': supports the measures {', '.join(DEVICE_MEASURES)}, not {measure!r}")
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            raise InputError("backend 'jax': JAX is not installed") from None
+        return True
+    return backend == "auto" and supported and accelerator_present()
 
 
 def _prepare(m: Measure, opts: dict, x, name: str):
