@@ -130,11 +130,9 @@ def plot(arrays, meta, out):
 
     rows = meta["rows"]
     write_text(out / f"{NAME}.md", _table(rows))
-    fig = plot_datasets(seed=0)
-    savefig(fig, out / "c6_datasets.png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    with figure(1, 4, figsize=(15, 3.4), layout="constrained") as (fig, axes):
+        plot_datasets(seed=0, axes=axes)
+        savefig(fig, out / "c6_datasets.png")
     with figure(1, 2, figsize=(10, 3.6)) as (fig, (ax1, ax2)):
         labels = [f"{r['dataset'][:4]} {r['dim']} {'lin' if r['model'] == 'linear' else 'deep'}" for r in rows]
         for ax, loss_name in ((ax1, "mse"), (ax2, "log")):
