@@ -67,7 +67,10 @@ def paired(X, Y, *, min_samples: int = 2, dtype=np.float64, drop_constant: bool 
     """Check two views with the same samples; returns ``(X, Y)`` as from :func:`view`."""
     nx, ny = _rows(X, "X"), _rows(Y, "Y")
     if nx != ny:
-        raise InputError(f"X and Y: sample counts differ ({nx} vs {ny}); rows must be the same samples")
+        hint = ""
+        if np.shape(X)[1] == np.shape(Y)[1]:
+            hint = " (their column counts match: were they passed as (n_features, n_samples)?)"
+        raise InputError(f"X and Y: sample counts differ ({nx} vs {ny}); rows must be the same samples{hint}")
     x = view(X, "X", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant)
     y = view(Y, "Y", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant)
     return x, y
