@@ -145,3 +145,13 @@ def test_cli_methods_table(capsys):
     assert main(["methods", "--json"]) == 0
     props = json.loads(capsys.readouterr().out)
     assert list(props) == list(methods.METHODS) and props["csg"]["update_locked"] is False
+
+
+def test_learning_rate_schedules():
+    from sgtheory.nets.train import learning_rate
+
+    assert learning_rate(0.1) == 0.1
+    cos = learning_rate(0.1, "cosine", 100)
+    assert float(cos(0)) == pytest.approx(0.1) and float(cos(50)) == pytest.approx(0.05) and float(cos(100)) == 0.0
+    with pytest.raises(InputError, match="schedule"):
+        learning_rate(0.1, "linear", 100)

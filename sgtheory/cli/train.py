@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="folder for the checkpoint (default: none written)")
     p.add_argument("--optimizer", default="adam", help="adam or sgd (default adam)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--schedule", default="constant",
+                   help="learning-rate schedule: constant, or cosine (decay to 0 over --steps); default constant")
     p.add_argument("--sg-lr", type=float, default=None, help="learning rate of the SG modules (default --lr)")
     p.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between evaluations (default 500)")
@@ -71,7 +73,7 @@ def run(args) -> int:
     if method.name in _SG_METHODS:
         method.sg_layers(config.depth)  # an --sg-layer outside the net fails before training
     result = nets.train(ds, config, method, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
-                        lr=args.lr, sg_lr=args.sg_lr, eval_every=args.eval_every, seed=args.seed,
+                        lr=args.lr, sg_lr=args.sg_lr, schedule=args.schedule, eval_every=args.eval_every, seed=args.seed,
                         show_progress=True if args.progress else None, checkpoint_dir=out,
                         checkpoint_every=args.checkpoint_every)
     m = result.metrics

@@ -28,6 +28,7 @@ from sgtheory.progress import progress
 from sgtheory.validate import choice, int_in_range, positive
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
 
 
 class TrainResult(NamedTuple):
@@ -44,16 +45,26 @@ class TrainResult(NamedTuple):
     info: dict
 
 
+def learning_rate(lr: float, schedule: str = "constant", steps: int | None = None):
+    """``lr`` itself (``constant``) or an optax schedule decaying it to 0 over ``steps`` (``cosine``,
+    Loshchilov & Hutter 2017)."""
+    choice(schedule, "schedule", SCHEDULES)
+    rate = positive(lr, "lr")
+    return optax.cosine_decay_schedule(rate, int_in_range(steps, "steps", 1)) if schedule == "cosine" else rate
+
+
 def make_optimizer(name, lr) -> optax.GradientTransformation:
     """``adam`` (optax defaults β = (0.9, 0.999)) or plain ``sgd`` at learning rate ``lr``.
 
-    ``name`` may also be a factory ``lr -> optax.GradientTransformation`` (e.g. a learning-rate
-    schedule, or :func:`sgtheory.nets.async_updates.async_layers` around Adam).
+    ``lr``: a number or an optax schedule (see :func:`learning_rate`). ``name`` may also be a
+    factory ``lr -> optax.GradientTransformation`` (e.g. a step-decay schedule, or
+    :func:`sgtheory.nets.async_updates.async_layers` around Adam).
     """
     if callable(name):
         return name(lr)
     choice(name, "optimizer", OPTIMIZERS)
-    return optax.adam(positive(lr, "lr")) if name == "adam" else optax.sgd(positive(lr, "lr"))
+    rate = lr if callable(lr) else positive(lr, "lr")
+    return optax.adam(rate) if name == "adam" else optax.sgd(rate)
 
 
 def _cosine(a, b):
@@ -93,14 +104,15 @@ def _build(config: MLPConfig, method: Method, opt, opt_sg, fixed, batch_size: in
 
 
 def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
-          optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, eval_every: int = 500, seed: int = 0,
+          optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, schedule: str = "constant",
+          eval_every: int = 500, seed: int = 0,
           show_progress: bool | None = None, checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
     """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
 
     ``method``: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
     ``optimizer`` (``adam`` | ``sgd``, or a factory ``rate -> optax.GradientTransformation``) at
     learning rate ``lr`` trains the net; the same optimiser at ``sg_lr`` (default ``lr``) trains the
-    method's learned state (its SG modules).
+    method's learned state (its SG modules); ``schedule`` (``constant`` | ``cosine``) applies to both.
     Everything random derives from ``jax.random.PRNGKey(seed)`` (init, method state, batches),
     so the same arguments give the same numbers. With ``checkpoint_dir`` and ``checkpoint_every``
     a checkpoint is (over)written there at the first evaluation at or after each multiple of
@@ -117,9 +129,11 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
         raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
                          f"{data.x_train.shape[1]} features / {data.n_classes} classes")
-    opt = make_optimizer(optimizer, lr)
     sg_lr = lr if sg_lr is None else sg_lr
-    opt_sg = make_optimizer(optimizer, sg_lr)
+    if callable(optimizer) and schedule != "constant":
+        raise InputError("schedule: a custom optimizer factory brings its own schedule")
+    rates = [learning_rate(r, schedule, steps) for r in (lr, sg_lr)] if not callable(optimizer) else [lr, sg_lr]
+    opt, opt_sg = (make_optimizer(optimizer, r) for r in rates)
     k_init, k_method, k_data, k_probe = jax.random.split(jax.random.PRNGKey(seed), 4)
     params = init_mlp(config, key=k_init)
     mstate = method.init(config, key=k_method)
@@ -140,7 +154,7 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
 
     opt_name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
     info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": opt_name, "lr": float(lr),
-            "sg_lr": float(sg_lr), "eval_every": eval_every, "seed": int(seed), "backend": jax.default_backend()}
+            "sg_lr": float(sg_lr), "schedule": schedule, "eval_every": eval_every, "seed": int(seed), "backend": jax.default_backend()}
     rows, train_s, done, next_ckpt = [], 0.0, 0, checkpoint_every
     with progress(steps, desc=f"train {method.name}", enabled=show_progress, unit="step") as bar:
         while done < steps:
