@@ -91,7 +91,8 @@ def plot(arrays, meta, out: Path):
     from sgtheory.plotting import figure
 
     depths, labels, step, err = meta["depths"], meta["labels"], arrays["step"], arrays["test_error"]
-    with figure(1, len(depths) + 1, figsize=(2.7 * (len(depths) + 1), 3.0), squeeze=False) as (fig, axes):
+    with figure(1, len(depths) + 1, figsize=(2.9 * (len(depths) + 1), 3.2), squeeze=False,
+                layout="constrained") as (fig, axes):
         for i, depth in enumerate(depths):
             ax = axes[0, i]
             for k, lab in enumerate(labels):
