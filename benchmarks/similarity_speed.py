@@ -15,6 +15,7 @@ Per-pair baselines, each recomputing everything for every pair:
 - ``cca_svd``: thin SVD of each centred view, singular values of ``U_xᵀ U_y`` (Björck & Golub 1973);
   ``cca_cov``: covariance route (``np.cov``, eigh inverse square roots, SVD), as in google/svcca.
 - ``svcca_svd``: SVD of each view, keep 99% of the variance, CCA of the kept directions.
+- ``sgtheory``: this package's own per-pair function (``linear_cka``, ``cca(...).mean()``, ``svcca``).
 
 ``--baseline-pairs K`` times the baselines on K evenly spread pairs and scales the time to all
 pairs (marked ``extrapolated`` in the JSON). ``--threads`` limits BLAS threads (use 1 on a shared
@@ -84,6 +85,13 @@ def svcca_svd(X, Y, variance=0.99):
     return float(np.linalg.svd(kept[0].T @ kept[1], compute_uv=False).mean())
 
 
+def sgtheory_per_pair(measure):
+    """This package's own per-pair function (validation, per-view work and pair step on every call)."""
+    from sgtheory.represent import cca, linear_cka, svcca
+
+    return {"linear_cka": linear_cka, "cca": lambda X, Y: float(cca(X, Y).mean()), "svcca": svcca}[measure]
+
+
 CASES = {  # measure -> per-pair baselines
     "linear_cka": {"cka_gram": cka_gram, "cka_features": cka_features},
     "cca": {"cca_svd": cca_svd, "cca_cov": cca_cov},
@@ -123,11 +131,10 @@ def run(args):
     for measure in args.measures:
         matrices = {}
         for backend in backends:
-            if backend == "jax":  # warm-up: compile the device kernels outside the timing
-                similarity_matrix(A[:2], B[:2], measure, backend="jax")
+            similarity_matrix(A[:2], B[:2], measure, backend=backend)  # warm-up: lazy imports, device kernels
             t0 = time.perf_counter()
             matrices[backend] = (similarity_matrix(A, B, measure, backend=backend), time.perf_counter() - t0)
-        for name, f in CASES[measure].items():
+        for name, f in {**CASES[measure], "sgtheory": sgtheory_per_pair(measure)}.items():
             t0 = time.perf_counter()
             vals = np.array([f(A[i], B[j]) for i, j in chosen])
             t_pairs = (time.perf_counter() - t0) * len(pairs) / k

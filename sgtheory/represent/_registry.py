@@ -25,6 +25,8 @@ from sgtheory.validate import choice, positive
 
 @dataclass(frozen=True)
 class Measure:
+    """A named measure: per-view ``prepare``, per-pair ``pair``, its options with defaults, input needs."""
+
     prepare: Callable[..., Any]
     pair: Callable[..., float]
     defaults: dict = field(default_factory=dict)
