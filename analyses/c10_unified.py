@@ -37,12 +37,17 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=None, help="training steps per method (default 3000; quick 300)")
     p.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr-decay", action="store_true",
+                   help="divide the rate by 10 at 60%% and 80%% of the steps (DNI's schedule, scaled)")
     p.add_argument("--evals", type=int, default=10, help="evaluations along each run (default 10)")
 
 
 def compute(args):
+    import optax
+
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
+    from sgtheory.nets.async_updates import step_decay, train_with_optimizer
     from sgtheory.validate import int_in_range
 
     steps = args.steps or (300 if args.quick else 3000)
@@ -53,13 +58,18 @@ def compute(args):
     ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
     config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, args.depth, width, args.activation, False)
     eval_every = max(1, steps // int_in_range(args.evals, "evals", 1))
-    runs = [nets.train(ds, config, m, steps=steps, batch_size=args.batch_size, lr=args.lr,
-                       eval_every=eval_every, seed=args.seed) for m in names]
+    common = dict(steps=steps, batch_size=args.batch_size, lr=args.lr, eval_every=eval_every, seed=args.seed)
+    if args.lr_decay:
+        runs = [train_with_optimizer(ds, config, m, lambda r: optax.adam(step_decay(r, steps)), **common)
+                for m in names]
+    else:
+        runs = [nets.train(ds, config, m, **common) for m in names]
     metrics = [r.metrics for r in runs]
     arrays = {"step": metrics[0]["step"],
               **{k: np.stack([m[k] for m in metrics]) for k in ("test_error", "train_loss", "sg_loss", "cosine")}}
     meta = {"methods": names, "table": M.unified_table("markdown"), "config": config.to_dict(),
             "dataset": ds.name, "steps": steps, "batch_size": args.batch_size, "optimizer": "adam", "lr": args.lr,
+            "schedule": "x0.1 at 60% and 80% of the steps" if args.lr_decay else "constant",
             "steps_per_second": [r.info["steps_per_second"] for r in runs],
             "backend": runs[0].info["backend"]}
     return arrays, meta
@@ -103,7 +113,8 @@ def plot(arrays, meta, out: Path):
         ax.legend(ncol=2, fontsize=7)
         savefig(fig, out / "c10_cosine.png")
     text = (f"# C10: the unified view\n\n## Properties (generated from the method declarations)\n\n{meta['table']}\n\n"
-            f"## One run per method: {title}, batch {meta['batch_size']}, Adam lr {meta['lr']}, "
+            f"## One run per method: {title}, batch {meta['batch_size']}, Adam lr {meta['lr']} "
+            f"({meta.get('schedule', 'constant')}), "
             f"seed {meta['seed']}\n\n{results_table(arrays, meta)}\n")
     write_text(out / f"{NAME}.md", text)
     final = {m: round(float(err[i, -1]), 4) for i, m in enumerate(names)}

@@ -42,19 +42,12 @@ def add_arguments(p):
     p.add_argument("--data-root", default=None, help="folder holding the data set's files")
 
 
-def step_decay(lr: float, steps: int):
-    """DNI's schedule scaled to ``steps``: ``lr``, ×0.1 at 0.6·steps, ×0.1 again at 0.8·steps."""
-    import optax
-
-    return optax.piecewise_constant_schedule(lr, {int(0.6 * steps): 0.1, int(0.8 * steps): 0.1})
-
-
 def compute(args):
     import optax
 
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
-    from sgtheory.nets.async_updates import train_with_optimizer
+    from sgtheory.nets.async_updates import step_decay, train_with_optimizer
     from sgtheory.validate import int_in_range, positive
 
     depths = [int_in_range(d.strip(), "depth", 1, 50)

@@ -17,7 +17,7 @@ At step ``t`` the mask is ``bernoulli(fold_in(key, t), p, (MAX_DEPTH + 1,))``: a
 
 :func:`train_with_optimizer` runs :func:`sgtheory.nets.train` unchanged with optimisers built by a
 given factory in place of the ``adam``/``sgd`` it builds from a name (used for the async updates and
-for learning-rate schedules such as DNI's step decay).
+for learning-rate schedules such as DNI's step decay, :func:`step_decay`).
 """
 
 from __future__ import annotations
@@ -118,4 +118,12 @@ def train_with_optimizer(data, config, method, make: Callable[[float], optax.Gra
         return train(data, config, method, **kwargs)
 
 
-__all__ = ["AsyncState", "async_layers", "train_with_optimizer"]
+def step_decay(lr: float, steps: int, *, at=(0.6, 0.8), factor: float = 0.1):
+    """DNI's feed-forward schedule scaled to ``steps``: ``lr``, times ``factor`` at each fraction in ``at``.
+
+    Jaderberg et al. (2017) divide 3e-5 by 10 at 300k and 400k of 500k steps: ``at = (0.6, 0.8)``.
+    """
+    return optax.piecewise_constant_schedule(lr, {int(a * steps): factor for a in at})
+
+
+__all__ = ["AsyncState", "async_layers", "step_decay", "train_with_optimizer"]
