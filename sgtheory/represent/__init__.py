@@ -8,7 +8,8 @@ views) and compute in float64. Similarities lie in [0, 1]; RDMs hold distances.
   :class:`MinibatchCKA`
 - RSA: :func:`rdm`, :func:`compare_rdms`, :func:`rsa`
 - :func:`linear_probe`: held-out accuracy of a logistic-regression probe
-- :func:`similarity_matrix`: all layer pairs, per-layer work done once
+- :func:`similarity_matrix`: all layer pairs, per-layer work done once (pair step on a GPU through
+  JAX when one is present, ``backend="auto"``)
 - :func:`permutation_test`, :func:`bootstrap_ci`: uncertainty for any measure
 """
 

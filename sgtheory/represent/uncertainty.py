@@ -34,11 +34,12 @@ class BootstrapResult:
     samples: np.ndarray
 
 
-def permutation_test(X, Y, measure="linear_cka", *, n_permutations: int = 1000, seed=0,
+def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, seed=0,
                      **options) -> PermutationResult:
     """One-sided permutation test of "``X`` and ``Y`` are unrelated" for any measure.
 
-    The rows of ``Y`` are shuffled ``n_permutations`` times (``np.random.default_rng(seed)``),
+    The rows of ``Y`` are shuffled ``n_permutations`` times (``np.random.default_rng(seed)``; ``seed``
+    an int or a ``np.random.Generator``),
     breaking the pairing of samples while keeping each view's own structure. The p-value is
     ``(1 + #{null ≥ value}) / (1 + n_permutations)`` (Phipson & Smyth 2010), so it is never 0 and is
     uniform on its grid under the null. ``measure`` is a name as in
@@ -72,7 +73,7 @@ def permutation_test(X, Y, measure="linear_cka", *, n_permutations: int = 1000, 
     return PermutationResult(float(value), float(p), null)
 
 
-def bootstrap_ci(X, Y, measure="linear_cka", *, n_boot: int = 1000, level: float = 0.95, seed=0,
+def bootstrap_ci(X, Y, measure="linear_cka", n_boot: int = 1000, level: float = 0.95, seed=0,
                  **options) -> BootstrapResult:
     """Percentile bootstrap interval of a measure over samples (Efron & Tibshirani 1993).
 
