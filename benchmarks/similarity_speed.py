@@ -172,7 +172,8 @@ def machine(threads):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small problem (2000 samples, 8 layers of width 128)")
     p.add_argument("--samples", type=int, help="samples (default 5000; quick 2000)")
     p.add_argument("--width", type=int, help="layer width (default 256; quick 128)")
@@ -180,7 +181,8 @@ def main(argv=None):
     p.add_argument("--measures", default="linear_cka,cca,svcca", help="comma-separated subset of linear_cka,cca,svcca")
     p.add_argument("--baseline-pairs", type=int, default=None, help="time the per-pair baselines on this many pairs")
     p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: the library's)")
-    p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/similarity_speed[_quick].json)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results JSON (default benchmarks/results/similarity_speed[_quick].json)")
     args = p.parse_args(argv)
     args.samples = args.samples or (2000 if args.quick else 5000)
     args.width = args.width or (128 if args.quick else 256)
@@ -192,7 +194,8 @@ def main(argv=None):
     from sgtheory.io import write_json
 
     print(f"{args.layers}x{args.layers} layers, {args.samples} samples, width {args.width}, float64")
-    print(f"{'measure':11s} {'baseline':13s} {'backend':7s} {'per-pair s':>10s} {'matrix s':>10s} {'speedup':>9s} {'max |diff|':>10s}")
+    print(f"{'measure':11s} {'baseline':13s} {'backend':7s} {'per-pair s':>10s} {'matrix s':>10s} "
+          f"{'speedup':>9s} {'max |diff|':>10s}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. small-sample notes in quick mode; the values are what is compared
         if args.threads:

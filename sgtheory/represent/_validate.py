@@ -57,7 +57,7 @@ def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_con
         warnings.warn(
             f"{name}: dropped {int(constant.sum())} constant feature(s) of {a.shape[1]}",
             ConstantFeatureWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         a = a[:, ~constant]
     return a
@@ -108,7 +108,7 @@ def cca_sample_check(n: int, rx: int, ry: int, what: str, *, regularization: flo
             f"{what}: {n} samples for {rx} + {ry} directions; independent data of this size score an RMS canonical "
             f"correlation of about {rms:.2f}. Use more samples, svcca, or regularization > 0",
             SmallSampleWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
