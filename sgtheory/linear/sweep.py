@@ -41,7 +41,8 @@ CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
 class SweepResult(NamedTuple):
     """Sweep outcome. Coordinates ``alphas`` (A,), ``betas`` (B,), ``seeds`` (S,), ``init_scales`` (I,);
     every other array has shape (S, I, A, B): ``status`` (int8, index into :data:`STATUS`),
-    ``final_loss``, ``distance``, ``residual`` (r_T/r_0), ``steps_to_tol`` and ``diverged_at`` (int32)."""
+    ``final_loss``, ``distance``, ``residual`` (r_T/r_0), ``steps_to_tol`` and ``diverged_at`` (int32),
+    ``tail_ratio`` (r_T/r_{T/2}: below 1 while still contracting)."""
 
     alphas: np.ndarray
     betas: np.ndarray
@@ -53,6 +54,7 @@ class SweepResult(NamedTuple):
     residual: np.ndarray
     steps_to_tol: np.ndarray
     diverged_at: np.ndarray
+    tail_ratio: np.ndarray
 
     def arrays(self) -> dict:
         """Name -> array, for :func:`sgtheory.io.savez`."""
@@ -91,7 +93,7 @@ def _scan(update, state0, steps: int, per_config, tol: float, growth: float, blo
     hit = jnp.where((hit < 0) & small, steps, hit)
     diverged = frozen | ~jnp.isfinite(r_end) | (~small & (r_end > growth * r_half))
     status = jnp.where(diverged, DIVERGED, jnp.where(small, CONVERGED, NOT_CONVERGED)).astype(jnp.int8)
-    return s, (status, r_end / r_start, hit, jnp.where(frozen, div_at, -1))
+    return s, (status, r_end / r_start, hit, jnp.where(frozen, div_at, -1), r_end / r_half)
 
 
 def _norm(tree):
@@ -119,7 +121,7 @@ def run_one(config: Config, problem, W_opt, b_opt, alpha, beta, state0: State, *
     return dict(zip(_KEYS, (verdict[0], loss(config, problem, s), dist, *verdict[1:])))
 
 
-_KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at")
+_KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at", "tail_ratio")
 
 
 def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: State, *, steps: int,
@@ -205,7 +207,7 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
                 out[k][lo:hi] = v
             pb.update(hi - lo)
     return SweepResult(alphas, betas, seeds, scales, *(out[k].reshape(shape) for k in
-                       ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at")))
+                       _KEYS))
 
 
 __all__ = ["STATUS", "SweepResult", "scaled", "run_one", "run_grid", "sweep"]

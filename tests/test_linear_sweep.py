@@ -1,0 +1,129 @@
+"""Sweeps: vmap == per-config loop, fast grid path == generic path, isolation of divergent runs,
+classification, chunking, and the CLI's bad-input contract."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgtheory import linear as L
+from sgtheory.cli.main import main
+from sgtheory.linear.sweep import CONVERGED, DIVERGED, NOT_CONVERGED, run_one, scaled
+
+
+def _problem(dim=4, n=200):
+    X, Y = L.datasets.make("teacher", dim, n, 0, noise=0.5)
+    return L.from_samples(X, Y).without_samples()
+
+
+FIELDS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverged_at")
+
+
+def test_vmapped_sweep_equals_per_config_loop():
+    pb = _problem()
+    cfg = L.make_config("deep-linear", depth=1, width=3, sg="cond-linear", sg_layer=1)
+    alphas, betas, seeds, scales = [0.05, 0.5, 5.0], [0.1, 3.0], [0, 1], [0.5, 1.0]
+    res = L.sweep(cfg, pb, alphas, betas, seeds=seeds, init_scales=scales, steps=300)
+    opt = L.optimum(cfg, pb)
+    one = jax.jit(lambda a, b, s0: run_one(cfg, pb, jnp.asarray(opt.W), jnp.asarray(opt.b), a, b, s0, steps=300))
+    for si, seed in enumerate(seeds):
+        for ci, c in enumerate(scales):
+            s0 = L.init(cfg, pb, key=jax.random.PRNGKey(seed), init_scale=c)
+            for ai, a in enumerate(alphas):
+                for bi, b in enumerate(betas):
+                    ref = one(a, b, s0)
+                    for f in FIELDS:
+                        # vmap batches the same arithmetic: equal up to reassociation round-off
+                        np.testing.assert_allclose(getattr(res, f)[si, ci, ai, bi], ref[f], rtol=1e-9, atol=1e-12)
+    assert set(np.unique(res.status)) == {CONVERGED, DIVERGED}
+
+
+def test_init_is_linear_in_scale():
+    pb = _problem()
+    cfg = L.make_config("deep-linear", depth=2, width=3)
+    a = L.init(cfg, pb, key=jax.random.PRNGKey(3), init_scale=0.7)
+    b = scaled(L.init(cfg, pb, key=jax.random.PRNGKey(3)), 0.7)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("sg,bias", [("cond-linear", True), ("linear", False), ("none", True)])
+def test_fast_grid_path_equals_generic_path(sg, bias):
+    pb = _problem()
+    cfg = L.Config(sg=sg, bias=bias)
+    kw = dict(seeds=[0, 1], init_scales=[1.0, 2.0], steps=400)
+    a, b = np.geomspace(0.01, 5, 5), np.geomspace(0.01, 5, 4)
+    fast, slow = L.sweep(cfg, pb, a, b, **kw), L.sweep(cfg, pb, a, b, fast=False, **kw)
+    np.testing.assert_array_equal(fast.status, slow.status)
+    ok = fast.status != DIVERGED
+    for f in ("final_loss", "distance", "residual"):
+        # different association order of the same sums (float64)
+        np.testing.assert_allclose(getattr(fast, f)[ok], getattr(slow, f)[ok], rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(fast.steps_to_tol, slow.steps_to_tol)
+
+
+def test_divergent_configs_do_not_contaminate_and_chunks_agree():
+    pb = _problem().astype(jnp.float32)
+    cfg = L.Config(sg="cond-linear")
+    a = [0.01, 0.1, 1.0]
+    clean = L.sweep(cfg, pb, a, [0.3], steps=500)
+    mixed = L.sweep(cfg, pb, a + [1e6], [0.3, 1e9], steps=500, chunk_size=3)  # odd chunks, padded last chunk
+    assert (mixed.status[..., 3, :] == DIVERGED).all() and (mixed.status[..., :, 1] == DIVERGED).all()
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(mixed, f)[..., :3, :1], getattr(clean, f))
+    assert np.isfinite(mixed.final_loss[..., :3, 0]).all()
+    assert (mixed.diverged_at[..., 3, 0] >= 0).all()
+
+
+def test_classification():
+    pb = _problem()
+    cfg = L.Config(sg="cond-linear")
+    res = L.sweep(cfg, pb, [1e-4, 0.3, 50.0], [0.3], steps=1500, tol=1e-8)
+    s = res.status[0, 0, :, 0]
+    assert list(s) == [NOT_CONVERGED, CONVERGED, DIVERGED]
+    assert 0 < res.steps_to_tol[0, 0, 1, 0] <= 1500 and res.steps_to_tol[0, 0, 0, 0] == -1
+    assert res.distance[0, 0, 1, 0] < 1e-6  # converged to the least-squares solution (float64)
+    assert res.counts() == {"converged": 1, "not converged": 1, "diverged": 1}
+
+
+BAD = [
+    (["--alphas", "0,1"], "--alphas"),
+    (["--alpha-range", "nan,1"], "--alpha-range"),
+    (["--betas", ","], "--betas"),
+    (["--grid", "0"], "--grid"),
+    (["--dataset", "spiral"], "--dataset"),
+    (["--sg", "cubic"], "--sg"),
+    (["--dim", "0"], "--dim"),
+    (["--model", "deep-linear", "--depth", "-1"], "--depth"),
+    (["--steps", "0"], "--steps"),
+    (["--sg-layer", "9"], "sg_layer"),
+]
+
+
+@pytest.mark.parametrize("extra,name", BAD)
+def test_cli_bad_input_one_line_exit_2(extra, name, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["sweep", "--out", str(out), "--grid", "2", "--steps", "5", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and name in err
+    assert not out.exists()
+
+
+def test_cli_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["sweep", "--out", str(blocker / "sub"), "--grid", "2", "--steps", "5"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--out" in err
+
+
+def test_cli_sweep_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["sweep", "--grid", "6", "--steps", "300", "--dim", "3", "--out", str(out), "--json"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0
+    assert {p.name for p in out.iterdir()} == {"sweep.npz", "sweep.json", "phase_diagram.png"}
+    assert 0.0 <= summary["theory_agreement"] <= 1.0 and "band" in summary
+    assert sum(summary["counts"].values()) == 36
