@@ -1,0 +1,147 @@
+"""Sweep throughput: sgtheory's vmapped sweep vs a plain numpy loop, one configuration at a time.
+
+Problem: linear regression in population form (x ~ N(0, I_d), y = x·w* + 0.5·noise, ‖w*‖ = 1, one output,
+no bias), trained with a label-conditioned linear SG at the output: 13 floats of state per configuration
+at d = 10. Both sides run the same full-batch update, float32, ``--steps`` steps per configuration:
+
+- sweep: :func:`sgtheory.linear.sweep` over a ``--grid`` × ``--grid`` α × β grid; its time is the whole
+  call *including* JIT compilation (it is the first call in the process); the time since the interpreter
+  started (imports included) is reported too;
+- numpy: the update written with numpy arrays, looped over ``--numpy-configs`` configurations.
+
+``ratio`` divides the two rates; ``ratio_counting_imports`` also charges the sweep the interpreter's
+start-up and the JAX/sgtheory imports (the whole process up to the sweep's end).
+
+Config-steps per second of both and their ratio go to ``benchmarks/results/sweep_throughput.json`` (or
+``sweep_throughput_quick.json``), with the machine and the command. On a GPU (when JAX sees one) a
+2^20-configuration sweep is timed as well.
+
+    python benchmarks/sweep_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def population(d: int, seed: int = 0, noise: float = 0.5):
+    """Population moments of the benchmark problem: Sxx = I, Sxy = w*, Syy = ‖w*‖² + noise² (zero means)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((d, 1))
+    w /= np.linalg.norm(w)
+    return np.eye(d), w, np.array([[1.0 + noise ** 2]])
+
+
+def numpy_run(Sxx, Sxy, Syy, theta0, alpha, beta, steps):
+    """The same update as the sweep, one configuration, plain numpy float32 (SG s = pA + yB + C)."""
+    f = np.float32
+    Sxx, Sxy, Syy = Sxx.astype(f), Sxy.astype(f), f(Syy[0, 0])
+    th = theta0.astype(f).copy()
+    A = B = C = f(0.0)
+    alpha, beta = f(alpha), f(beta)
+    for _ in range(steps):
+        Q = Sxx @ th
+        Epp, Epy = (th.T @ Q)[0, 0], (th.T @ Sxy)[0, 0]
+        d_th = Q * A + Sxy * B  # + E[x]·C, and E[x] = 0
+        Ab, Bb = A - 1, B + 1
+        dA = Epp * Ab + Epy * Bb
+        dB = Epy * Ab + Syy * Bb
+        dC = C  # E[p] = E[y] = 0
+        th = th - alpha * d_th
+        A, B, C = A - beta * dA, B - beta * dB, C - beta * dC
+    return th
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small grid and few numpy configurations")
+    parser.add_argument("--grid", type=int, default=None, help="N for the N×N sweep (default 128; quick 32)")
+    parser.add_argument("--steps", type=int, default=1000, help="steps per configuration (default 1000)")
+    parser.add_argument("--dims", default="10,100", help="input dimensions (default 10,100)")
+    parser.add_argument("--numpy-configs", type=int, default=None, help="numpy loop configurations (default 20; quick 4)")
+    args = parser.parse_args(argv)
+    grid = args.grid or (32 if args.quick else 128)
+    n_np = args.numpy_configs or (4 if args.quick else 20)
+    dims = [int(x) for x in args.dims.split(",")]
+
+    import jax
+    import jax.numpy as jnp
+
+    from sgtheory.io import write_json
+    from sgtheory.linear import Config, from_moments, init, sweep
+
+    t_imports = time.perf_counter() - T_START  # interpreter start to JAX and sgtheory imported
+    platform_name = jax.devices()[0].platform
+    alphas = np.geomspace(1e-2, 1.0, grid)
+    betas = np.geomspace(1e-2, 0.9, grid)
+    cfg = Config(sg="cond-linear", bias=False)
+    rows = []
+    for d in dims:
+        Sxx, Sxy, Syy = population(d)
+        pb = from_moments(Sxx, Sxy, Syy, dtype=jnp.float32)
+        t0 = time.perf_counter()
+        res = sweep(cfg, pb, alphas, betas, steps=args.steps)
+        t_sweep = time.perf_counter() - t0
+        n_cfg = res.status.size
+        theta0 = np.asarray(init(cfg, pb, key=jax.random.PRNGKey(0)).net[0]["W"])
+        pick = np.random.default_rng(1).integers(0, grid, size=(n_np, 2))
+        t0 = time.perf_counter()
+        finals = [numpy_run(Sxx, Sxy, Syy, theta0, alphas[i], betas[j], args.steps) for i, j in pick]
+        t_np = time.perf_counter() - t0
+        # same update: the numpy runs end at the sweep's distances to the optimum (float32 round-off)
+        opt = np.linalg.solve(Sxx, Sxy)
+        np_dist = np.array([np.linalg.norm(th - opt) for th in finals])
+        sw_dist = res.distance[0, 0, pick[:, 0], pick[:, 1]]
+        ok = np.isfinite(sw_dist) & (sw_dist < 1)
+        agree = bool(np.allclose(np_dist[ok], sw_dist[ok], rtol=1e-2, atol=1e-4))
+        sweep_rate = n_cfg * args.steps / t_sweep
+        np_rate = n_np * args.steps / t_np
+        rows.append({"dim": d, "configs": n_cfg, "steps": args.steps, "sweep_seconds_incl_compile": round(t_sweep, 3),
+                     "sweep_config_steps_per_s": float(f"{sweep_rate:.4g}"), "numpy_configs": n_np,
+                     "numpy_seconds": round(t_np, 3), "numpy_config_steps_per_s": float(f"{np_rate:.4g}"),
+                     "ratio": float(f"{sweep_rate / np_rate:.4g}"),
+                     "ratio_counting_imports": float(f"{n_cfg * args.steps / (t_sweep + t_imports) / np_rate:.4g}"),
+                     "numpy_matches_sweep": agree})
+    gpu = "no GPU visible to JAX in this run"
+    if platform_name == "gpu":
+        Sxx, Sxy, Syy = population(10)
+        pb = from_moments(Sxx, Sxy, Syy, dtype=jnp.float32)
+        side = 1024
+        t0 = time.perf_counter()
+        sweep(cfg, pb, np.geomspace(1e-2, 1.0, side), np.geomspace(1e-2, 0.9, side), steps=args.steps,
+              chunk_size=side * side)
+        t_gpu = time.perf_counter() - t0
+        gpu = {"configs": side * side, "steps": args.steps, "seconds_incl_compile": round(t_gpu, 3),
+               "config_steps_per_s": float(f"{side * side * args.steps / t_gpu:.4g}"),
+               "device": str(jax.devices()[0])}
+    process = time.perf_counter() - T_START
+    print(f"{'dim':>4} {'configs':>8} {'sweep cfg-steps/s':>18} {'numpy cfg-steps/s':>18} {'ratio':>8}")
+    for r in rows:
+        print(f"{r['dim']:>4} {r['configs']:>8} {r['sweep_config_steps_per_s']:>18.4g} "
+              f"{r['numpy_config_steps_per_s']:>18.4g} {r['ratio']:>8.4g}")
+    print(f"GPU: {gpu}")
+    out = {"benchmark": "sweep_throughput", "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+           "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                       "cpu_count": os.cpu_count(), "jax_backend": platform_name,
+                       "load_average_1min": round(os.getloadavg()[0], 2)},
+           "dtype": "float32", "rows": rows, "gpu": gpu,
+           "seconds_to_import_jax_and_sgtheory": round(t_imports, 2),
+           "process_seconds_total": round(process, 2)}
+    write_json(RESULTS / ("sweep_throughput_quick.json" if args.quick else "sweep_throughput.json"), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
