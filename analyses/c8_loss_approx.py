@@ -194,11 +194,13 @@ def plot(arrays, meta, out):
                          cmap="viridis")
         _diag(ax[1, 1])
         ax[1, 1].set(xlabel="true CE change (per sample)", ylabel="SG line integral",
-                     title=f"MNIST-5k, cSG at h{net['sg_layer']}: between snapshots (r={train.correlation:.3f})")
+                     title=f"MNIST-5k, cSG at h{net['sg_layer']}: between snapshots\n"
+                           f"(Pearson {train.correlation:.2f}, Spearman {train.rank_correlation:.2f})")
         ax[1, 2].scatter(arrays["net_pair_true"], arrays["net_pair_implied"], s=4)
         _diag(ax[1, 2])
         ax[1, 2].set(xlabel="true CE difference", ylabel="SG line integral",
-                     title=f"MNIST-5k: same-class pairs, end (r={pairs.correlation:.3f})")
+                     title=f"MNIST-5k: same-class pairs at the end\n"
+                           f"(Pearson {pairs.correlation:.2f}, Spearman {pairs.rank_correlation:.2f})")
         fig.tight_layout()
         savefig(fig, out / f"{NAME}.png")
     return {"linear_corr_line_integral": round(lin["corr_line"], 4), "linear_corr_implied_sym": round(lin["corr_sym"], 4),
@@ -206,6 +208,9 @@ def plot(arrays, meta, out):
             "linear_share_max": round(lin["share_max"], 4),
             "linear_true_loss_at_h_star": round(float(np.mean(arrays["lin_h_star_loss"])), 6),
             "net_corr_between_snapshots": round(train.correlation, 4),
+            "net_rank_corr_between_snapshots": round(train.rank_correlation, 4),
+            "net_rank_corr_same_class_pairs": round(pairs.rank_correlation, 4),
+            "net_slope_same_class_pairs": round(pairs.slope, 4),
             "net_sign_agreement_between_snapshots": round(train.sign_agreement, 4),
             "net_corr_same_class_pairs": round(pairs.correlation, 4),
             "net_oracle_max_abs_error": net["oracle_max_abs_error"], "net_final_test_error": net["final_test_error"]}

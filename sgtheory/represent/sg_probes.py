@@ -101,6 +101,7 @@ class LossApproximation:
       sign_agreement: share of pairs where both changes have the same sign.
       relative_error: ``‖implied − true‖ / ‖true‖``.
       slope: least-squares slope of ``implied`` on ``true`` (1 for a perfect match).
+      rank_correlation: Spearman correlation (Pearson of average ranks), robust to a few large changes.
     """
 
     implied: np.ndarray
@@ -109,11 +110,13 @@ class LossApproximation:
     sign_agreement: float
     relative_error: float
     slope: float
+    rank_correlation: float
 
     def summary(self) -> dict:
         """The scalar fields, for JSON."""
-        return {"correlation": self.correlation, "sign_agreement": self.sign_agreement,
-                "relative_error": self.relative_error, "slope": self.slope, "n": int(self.true.size)}
+        return {"correlation": self.correlation, "rank_correlation": self.rank_correlation,
+                "sign_agreement": self.sign_agreement, "relative_error": self.relative_error, "slope": self.slope,
+                "n": int(self.true.size)}
 
 
 def loss_change_correlation(implied, true) -> LossApproximation:
@@ -122,16 +125,23 @@ def loss_change_correlation(implied, true) -> LossApproximation:
     b = finite_array(true, "true", ndim=1, min_rows=2).astype(np.float64)
     if a.shape != b.shape:
         raise InputError(f"implied: {a.size} changes but true has {b.size}")
-    ac, bc = a - a.mean(), b - b.mean()
-    denom = np.sqrt((ac @ ac) * (bc @ bc))
-    corr = float(ac @ bc / denom) if denom > 0 else float("nan")
+    from scipy.stats import rankdata
+
+    corr = _pearson(a, b)
     bb = float(b @ b)
     return LossApproximation(
         implied=a, true=b, correlation=corr,
         sign_agreement=float(np.mean(np.sign(a) == np.sign(b))),
         relative_error=float(np.linalg.norm(a - b) / np.sqrt(bb)) if bb > 0 else float("inf"),
         slope=float(a @ b / bb) if bb > 0 else float("nan"),
+        rank_correlation=_pearson(rankdata(a), rankdata(b)),
     )
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    ac, bc = a - a.mean(), b - b.mean()
+    denom = np.sqrt((ac @ ac) * (bc @ bc))
+    return float(ac @ bc / denom) if denom > 0 else float("nan")
 
 
 def compare_line_integral(sg: SGFn, loss: LossFn, h0, h1, y=None, *, n_points: int = 16,
