@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     for backend, ratio in ratios.items():
         print(f"{backend}: per-step cost csg-every / bp = {ratio:.2f} (target <= 1.5: "
               f"{'met' if ratio <= 1.5 else 'NOT met'})")
-    result = {"benchmark": "train_throughput", "command": "python benchmarks/train_throughput.py "
-              + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"benchmark": "train_throughput",
+              "command": " ".join(["python benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
               "machine": machine(), "settings": {"depth": args.depth, "width": args.width, "activation": "relu",
                                                  "batchnorm": False, "batch_size": args.batch_size,
                                                  "steps_per_round": args.steps, "rounds": args.rounds,
