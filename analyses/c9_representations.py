@@ -121,7 +121,7 @@ def plot(arrays, meta, out):
         for sub, name in zip(fig.subfigures(len(NETS), 1), NETS):
             plot_rdm_panels(arrays[f"rdm_{name}"], names, labels=arrays["rdm_labels"], ncols=depth,
                             row_title=f"{label[name]} (test error {meta['test_error'][name]:.3f})", fig=sub)
-        savefig(fig, out / f"{NAME}_rdms.png", dpi=110)
+        savefig(fig, out / f"{NAME}_rdms.png", dpi=90)
         plt.close(fig)
     with figure(1, 2, figsize=(10, 3.6)) as (fig, ax):
         plot_per_layer({label[n]: arrays[f"block_{n}"] for n in NETS}, names=names, markers=[k - 1],
