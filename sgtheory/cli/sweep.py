@@ -168,6 +168,9 @@ def _theory(config, problem64, result, seed, scale, band):
     if sum(v.size for v in jax.tree_util.tree_leaves(start)) > 3000:
         return {"theory": "skipped: more than 3000 parameters (Jacobian too large)"}, None, None
     fixed, residual = fixed_point(config, problem64, start)
+    if not residual < 1e-8:
+        return {"theory": f"skipped: no fixed point found from seed {seed}, scale {scale} "
+                          f"(residual {residual:.3g})"}, None, None
     lin = linearise(config, problem64, fixed, residual=residual)
     rho = spectral_radius(lin, result.alphas[:, None], result.betas[None, :])
     agree = theory_agreement(result.status, rho, result.alphas, result.betas, rel=band)

@@ -74,9 +74,10 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
 
     Linear model with MSE: the optimum (OLS) with every SG refitted by least squares (Czarnecki et al.
     2017, C1). Otherwise: run ``steps`` updates from ``state`` at rates (``alpha``, ``beta``) (default
-    0.1/λ_max(E[zᵀz]) each), so the point is the one the dynamics reach from that start. Either way the
-    point is polished by minimum-norm Newton steps x ← x − DG⁺G (which stay on a manifold of fixed points).
-    Returns ``(State, residual)``.
+    0.1/λ_max(E[zᵀz]) each, halved while the run overflows), so the point is the one the dynamics reach
+    from that start. Either way the point is polished by minimum-norm Newton steps x ← x − DG⁺G (which
+    stay on a manifold of fixed points). Returns ``(State, residual)``; a residual that is not small
+    (or NaN) means no fixed point was found.
     """
     _check(config)
     if config.model == "linear" and config.loss == "mse":
@@ -91,7 +92,13 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
         scale = float(jnp.linalg.eigvalsh(jnp.asarray(_szz(problem))).max())
         a = 0.1 / scale if alpha is None else alpha
         b = 0.1 / scale if beta is None else beta
-        state = jax.jit(lambda s: trajectory(config, problem, s, a, b, steps, every=steps).final)(state)
+        run = jax.jit(lambda s, a, b: trajectory(config, problem, s, a, b, steps, every=steps).final)
+        for _ in range(6):  # default rates: halve both until the run stays finite
+            end = run(state, a, b)
+            if bool(jnp.all(jnp.isfinite(ravel_pytree(end)[0]))) or (alpha is not None and beta is not None):
+                break
+            a, b = a / 2 if alpha is None else a, b / 2 if beta is None else b
+        state = end
     x, G, unravel = flat_gradients(config, problem, state)
     newton = jax.jit(lambda v: v - jnp.linalg.pinv(jax.jacfwd(G)(v), rtol=1e-10) @ G(v))
     res = float(jnp.linalg.norm(G(x)))
