@@ -37,7 +37,7 @@ def add_arguments(p):
     p.add_argument("--deep-rate", type=float, default=0.06, help="deep linear model: α (default 0.06)")
     p.add_argument("--init-scale", type=float, default=0.8, help="deep linear init: W ~ s·N(0, 1/fan_in) (default 0.8)")
     p.add_argument("--max-steps", type=int, default=None, help="MSE step cap (default 100000; quick 30000)")
-    p.add_argument("--log-steps", type=int, default=None, help="log-loss steps (default 20000; quick 4000)")
+    p.add_argument("--log-steps", type=int, default=None, help="log-loss steps (default 20000; quick 2000)")
     p.add_argument("--n", type=int, default=None, help="samples per data set (default 2000; quick 500)")
 
 
@@ -63,7 +63,7 @@ def compute(args):
     width = int_in_range(args.width, "--width", lo=1)
     layer = args.sg_layer if args.sg_layer in ("output", "all") else int_in_range(args.sg_layer, "--sg-layer", lo=1)
     max_steps = int_in_range(args.max_steps or (30_000 if args.quick else 100_000), "--max-steps", lo=CHUNK)
-    log_steps = int_in_range(args.log_steps or (4000 if args.quick else 20_000), "--log-steps", lo=CHUNK)
+    log_steps = int_in_range(args.log_steps or (2000 if args.quick else 20_000), "--log-steps", lo=CHUNK)
     n = int_in_range(args.n or (500 if args.quick else 2000), "--n", lo=2)
     rate, deep_rate = positive(args.rate, "--rate"), positive(args.deep_rate, "--deep-rate")
     init_scale = positive(args.init_scale, "--init-scale")
