@@ -67,6 +67,7 @@ def compute(args):
     n = int_in_range(args.n or (500 if args.quick else 2000), "--n", lo=2)
     rate, deep_rate = positive(args.rate, "--rate"), positive(args.deep_rate, "--deep-rate")
     init_scale = positive(args.init_scale, "--init-scale")
+    make_config("deep-linear", depth=depth, width=width, sg="cond-linear", sg_layer=layer)  # bad input fails now
     key = jax.random.PRNGKey(args.seed)
     run = jax.jit(lambda cfg, pr, st, a: trajectory(cfg, pr, st, a, 0.0, CHUNK, every=CHUNK), static_argnums=0)
 
