@@ -65,3 +65,13 @@ def test_repro_unknown_analysis_exit_2(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown analysis" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    write_json(tmp_path / "p.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o666 & ~mask
