@@ -106,7 +106,7 @@ def plot_datasets(*, n: int = 400, seed: int = 0, axes=None):
     from sgtheory.plotting import get_ax, style
 
     if axes is None:
-        fig, axes = get_ax(None, nrows=1, ncols=4, figsize=(12, 3))
+        fig, axes = get_ax(None, nrows=1, ncols=4, figsize=(15, 3.2), layout="constrained")
     else:
         fig = np.ravel(axes)[0].figure
     with style():
