@@ -31,8 +31,9 @@ def add_arguments(p):
     p.add_argument("--n-compare", type=int, default=None,
                    help="test points for CKA/SVCCA/probes (default 1000 = all of MNIST-5k's test split; quick 500)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--every-lr", type=float, default=None,
-                   help="Adam learning rate of the SG-between-every-pair net (default: --lr)")
+    p.add_argument("--every-lr", type=float, default=3e-4,
+                   help="Adam learning rate of the SG-between-every-pair net (default 3e-4: at 1e-3 the 20-layer "
+                        "csg-every net stays at ~76%% test error after 3,000 steps)")
     p.add_argument("--no-batchnorm", action="store_true", help="train without batch-norm")
 
 
@@ -59,7 +60,7 @@ def compute(args):
     acts = {}
     for name, method in plan.items():
         seed = args.seed + (1 if name == "bp_seed2" else 0)
-        lr = positive(args.every_lr if (name == "every" and args.every_lr) else args.lr, "--lr")
+        lr = positive(args.every_lr, "--every-lr") if name == "every" else positive(args.lr, "--lr")
         res = train(data, config, method, steps=steps, batch_size=128, lr=lr,
                     eval_every=steps, seed=seed, show_progress=False)
         errors[name] = float(res.metrics["test_error"][-1])
@@ -78,7 +79,7 @@ def compute(args):
                 [h[cmp_idx] for h in acts[name]], [h[cmp_idx] for h in acts["bp"]], measure)
     arrays["rdm_labels"] = y_rdm
     meta = {"depth": depth, "width": width, "steps": steps, "sg_layer": k, "every_method": args.every_method,
-            "batchnorm": not args.no_batchnorm, "lr": args.lr, "every_lr": args.every_lr or args.lr, "batch_size": 128, "optimizer": "adam",
+            "batchnorm": not args.no_batchnorm, "lr": args.lr, "every_lr": args.every_lr, "batch_size": 128, "optimizer": "adam",
             "rdm_samples": int(rdm_idx.size), "n_compare": int(cmp_idx.size), "test_error": errors,
             "dataset": "mnist5k"}
     return arrays, meta
