@@ -34,9 +34,12 @@ def analyses_dir() -> Path:
     return Path(env) if env else REPO_ROOT / "analyses"
 
 
-def default_out() -> Path:
-    """Where figures go by default: ``figures/`` of the checkout."""
-    return REPO_ROOT / "figures"
+def default_out(quick: bool = False) -> Path:
+    """Where figures go by default: ``figures/`` of the checkout, ``figures/quick/`` in quick mode.
+
+    Quick-mode outputs are kept apart so they never overwrite the committed full-mode figures.
+    """
+    return REPO_ROOT / "figures" / "quick" if quick else REPO_ROOT / "figures"
 
 
 def available_analyses(folder: Path | None = None) -> dict[str, Path]:
@@ -61,14 +64,15 @@ def analysis_main(
 
     parser = Parser(prog=f"analyses/{name}.py", description=description)
     parser.add_argument("--quick", action="store_true", help="small, fast settings (CPU, minutes)")
-    parser.add_argument("--out", default=str(default_out()), help="output folder (default: figures/)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: figures/, or figures/quick/ with --quick)")
     parser.add_argument("--replot", action="store_true", help="redraw figures from OUT/data without recomputing")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        out = ensure_writable_dir(args.out)
+        out = ensure_writable_dir(args.out or default_out(args.quick))
         data_dir = ensure_writable_dir(out / "data")
         if args.replot:
             arrays = load_npz(data_dir / f"{name}.npz", what="saved data")

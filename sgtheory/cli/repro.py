@@ -13,7 +13,7 @@ def register(sub) -> None:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="analyses to run (default: all); see --list")
     p.add_argument("--quick", action="store_true", help="small, fast settings: minutes on a CPU")
-    p.add_argument("--out", default=None, help="output folder (default: figures/ of the checkout)")
+    p.add_argument("--out", default=None, help="output folder (default: figures/ of the checkout, figures/quick/ with --quick)")
     p.add_argument("--list", action="store_true", help="list the available analyses and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.set_defaults(func=run)
@@ -27,7 +27,7 @@ def run(args) -> int:
         for name in available_analyses():
             print(name)
         return 0
-    out = Path(args.out) if args.out else default_out()
+    out = Path(args.out) if args.out else default_out(args.quick)
     names = list(args.names) or list(available_analyses())
     records = run_analyses(names, quick=args.quick, out=out)
     failed = [r["name"] for r in records if r["rc"] != 0]
