@@ -102,15 +102,16 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
     x, G, unravel = flat_gradients(config, problem, state)
     newton = jax.jit(lambda v: v - jnp.linalg.pinv(jax.jacfwd(G)(v), rtol=1e-10) @ G(v))
     res = float(jnp.linalg.norm(G(x)))
-    for _ in range(newton_iters):
+    best = (res, x)
+    for _ in range(newton_iters):  # Newton may not decrease ‖G‖ monotonically: keep the best iterate
         if res < 1e-14 * max(1.0, float(jnp.linalg.norm(x))):
             break
-        x_new = newton(x)
-        res_new = float(jnp.linalg.norm(G(x_new)))
-        if not res_new < res:  # also stops on NaN
+        x = newton(x)
+        res = float(jnp.linalg.norm(G(x)))
+        if not np.isfinite(res):
             break
-        x, res = x_new, res_new
-    return unravel(x), res
+        best = min(best, (res, x), key=lambda rx: rx[0])
+    return unravel(best[1]), best[0]
 
 
 def _szz(problem):
