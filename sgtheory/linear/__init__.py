@@ -10,12 +10,16 @@
 - :mod:`~sgtheory.linear.theory`    fixed points, Jacobians, spectral radius, the scalar closed form
 - :mod:`~sgtheory.linear.sweep`     vmapped, chunked convergence sweeps with verdicts
 - :mod:`~sgtheory.linear.grid`      the whole-grid update behind the fast sweep path
+- :mod:`~sgtheory.linear.agreement` theory vs simulation on a grid, with the boundary band
+- :mod:`~sgtheory.linear.plots`     the (α, β) phase diagram
 """
 
 from sgtheory.linear import datasets
+from sgtheory.linear.agreement import theory_agreement
 from sgtheory.linear.config import Config, make_config
 from sgtheory.linear.dynamics import Trajectory, flow, trajectory
 from sgtheory.linear.optimum import Optimum, optimum
+from sgtheory.linear.plots import plot_phase_diagram
 from sgtheory.linear.problems import Problem, from_moments, from_samples
 from sgtheory.linear.sweep import STATUS, SweepResult, sweep
 from sgtheory.linear.theory import (
@@ -68,6 +72,8 @@ __all__ = [
     "STATUS",
     "SweepResult",
     "sweep",
+    "theory_agreement",
+    "plot_phase_diagram",
 ]
 
 # Theory checks (C1–C3): the implied loss of a linear SG, the ε-tracking condition, critical points.
