@@ -47,7 +47,7 @@ def compute(args):
 
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
-    from sgtheory.nets.async_updates import step_decay, train_with_optimizer
+    from sgtheory.nets.async_updates import step_decay
     from sgtheory.validate import int_in_range
 
     steps = args.steps or (300 if args.quick else 3000)
@@ -60,7 +60,7 @@ def compute(args):
     eval_every = max(1, steps // int_in_range(args.evals, "evals", 1))
     common = dict(steps=steps, batch_size=args.batch_size, lr=args.lr, eval_every=eval_every, seed=args.seed)
     if args.lr_decay:
-        runs = [train_with_optimizer(ds, config, m, lambda r: optax.adam(step_decay(r, steps)), **common)
+        runs = [nets.train(ds, config, m, optimizer=lambda r: optax.adam(step_decay(r, steps)), **common)
                 for m in names]
     else:
         runs = [nets.train(ds, config, m, **common) for m in names]

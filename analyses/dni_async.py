@@ -46,7 +46,7 @@ def compute(args):
 
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
-    from sgtheory.nets.async_updates import async_layers, train_with_optimizer
+    from sgtheory.nets.async_updates import async_layers
     from sgtheory.validate import int_in_range, positive_list
 
     probs = [float(p) for p in positive_list(args.probs, "probs")]
@@ -59,8 +59,8 @@ def compute(args):
     config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", True)
     common = dict(steps=steps, lr=args.lr, batch_size=args.batch_size, eval_every=eval_every, seed=args.seed)
     skip_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 7)  # the skips' own stream
-    runs = [train_with_optimizer(ds, config, method, lambda r, p=p: async_layers(optax.adam(r), p, key=skip_key),
-                                 **common) for p in probs]
+    runs = [nets.train(ds, config, method, optimizer=lambda r, p=p: async_layers(optax.adam(r), p, key=skip_key),
+                       **common) for p in probs]
     ref = nets.train(ds, config, "bp", **common)
     arrays = {"step": ref.metrics["step"], "probs": np.array(probs),
               "test_error": np.stack([r.metrics["test_error"] for r in runs]),

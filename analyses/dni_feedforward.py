@@ -47,7 +47,7 @@ def compute(args):
 
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
-    from sgtheory.nets.async_updates import step_decay, train_with_optimizer
+    from sgtheory.nets.async_updates import step_decay
     from sgtheory.validate import int_in_range, positive
 
     depths = [int_in_range(d.strip(), "depth", 1, 50)
@@ -62,8 +62,8 @@ def compute(args):
     err, loss, sg_loss, sps = [], [], [], []
     for depth in depths:
         config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, args.width, "relu", True)
-        runs = [train_with_optimizer(ds, config, m, lambda r: optax.adam(step_decay(r, steps)), lr=lr, steps=steps,
-                                     batch_size=args.batch_size, eval_every=eval_every, seed=args.seed)
+        runs = [nets.train(ds, config, m, optimizer=lambda r: optax.adam(step_decay(r, steps)), lr=lr, steps=steps,
+                           batch_size=args.batch_size, eval_every=eval_every, seed=args.seed)
                 for m in methods.values()]
         err.append([r.metrics["test_error"] for r in runs])
         loss.append([r.metrics["train_loss"] for r in runs])

@@ -1,4 +1,4 @@
-"""Asynchronous (stochastic) layer updates, and training with any optax transformation.
+"""Asynchronous (stochastic) layer updates, and DNI's step-decay schedule.
 
 DNI (Jaderberg et al. 2017, arXiv 1608.05343, §3.1) observes that a net whose layers are decoupled by
 conditional synthetic gradients still trains when each layer updates only at random times, e.g. with
@@ -15,16 +15,15 @@ called. It applies to the two trees :func:`sgtheory.nets.train` optimises:
 
 At step ``t`` the mask is ``bernoulli(fold_in(key, t), p, (MAX_DEPTH + 1,))``: a seed fixes the skips.
 
-:func:`train_with_optimizer` runs :func:`sgtheory.nets.train` unchanged with optimisers built by a
-given factory in place of the ``adam``/``sgd`` it builds from a name (used for the async updates and
-for learning-rate schedules such as DNI's step decay, :func:`step_decay`).
+Both plug into :func:`sgtheory.nets.train` through its ``optimizer`` argument, which takes a factory
+``rate -> optax.GradientTransformation`` (called with ``lr`` for the net and ``sg_lr`` for the SG modules),
+e.g. ``optimizer=lambda r: async_layers(optax.adam(r), p, key=key)`` or
+``optimizer=lambda r: optax.adam(step_decay(r, steps))``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -88,36 +87,6 @@ def async_layers(inner: optax.GradientTransformation, p: float, *, key) -> optax
     return optax.GradientTransformation(init, update)
 
 
-@contextlib.contextmanager
-def _optimizer_factory(make: Callable[[float], optax.GradientTransformation]):
-    # nets.train builds its optimisers with train.make_optimizer(name, rate) (one for the net at lr,
-    # one for the SG modules at sg_lr); substitute make(rate) for the duration of one call.
-    train_module = importlib.import_module("sgtheory.nets.train")  # the module; nets.train is the function
-    original = train_module.make_optimizer
-    train_module.make_optimizer = lambda name, rate: make(rate)
-    try:
-        yield
-    finally:
-        train_module.make_optimizer = original
-
-
-def train_with_optimizer(data, config, method, make: Callable[[float], optax.GradientTransformation], **kwargs):
-    """:func:`sgtheory.nets.train` with optimisers built by ``make(rate)``.
-
-    ``make`` is called with ``lr`` for the net and with ``sg_lr`` for the SG modules, e.g.
-    ``lambda r: optax.adam(optax.piecewise_constant_schedule(r, {...}))`` or
-    ``lambda r: async_layers(optax.adam(r), p, key=key)``. ``kwargs`` go to
-    :func:`sgtheory.nets.train` (``steps``, ``lr``, ``batch_size``, ``eval_every``, ``seed``...);
-    its ``optimizer`` name is recorded in the result's ``info`` only.
-    """
-    from sgtheory.nets import train
-
-    if not callable(make):
-        raise InputError(f"optimizer factory: expected a callable rate -> optax transformation, got {make!r}")
-    with _optimizer_factory(make):
-        return train(data, config, method, **kwargs)
-
-
 def step_decay(lr: float, steps: int, *, at=(0.6, 0.8), factor: float = 0.1):
     """DNI's feed-forward schedule scaled to ``steps``: ``lr``, times ``factor`` at each fraction in ``at``.
 
@@ -126,4 +95,4 @@ def step_decay(lr: float, steps: int, *, at=(0.6, 0.8), factor: float = 0.1):
     return optax.piecewise_constant_schedule(lr, {int(a * steps): factor for a in at})
 
 
-__all__ = ["AsyncState", "async_layers", "step_decay", "train_with_optimizer"]
+__all__ = ["AsyncState", "async_layers", "step_decay"]
