@@ -108,24 +108,26 @@ def _idx_folder(name: str, root: Path | None, env: str, default: Path | None, ho
     raise InputError(f"{name}: data not found; {how}")
 
 
-def _fashion(root: Path | None, seed: int) -> Dataset:
-    folder = _idx_folder(
-        "fashion-mnist", root, "SGTHEORY_FASHION_MNIST", FASHION_DEBIAN_DIR,
-        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data-root / "
-        "set SGTHEORY_FASHION_MNIST to a folder with the four IDX files")
-    x_tr, y_tr = readers.read_idx_pair(folder, "train", "fashion-mnist")
-    x_te, y_te = readers.read_idx_pair(folder, "t10k", "fashion-mnist")
-    return _finish("fashion-mnist", x_tr, y_tr, x_te, y_te, 255.0)
+def _idx_dataset(name: str, env: str, default: Path | None, how: str):
+    """A loader for an MNIST-format (IDX) data set: train/t10k image and label files in one folder."""
+
+    def load(root: Path | None, seed: int) -> Dataset:
+        folder = _idx_folder(name, root, env, default, how)
+        x_tr, y_tr = readers.read_idx_pair(folder, "train", name)
+        x_te, y_te = readers.read_idx_pair(folder, "t10k", name)
+        return _finish(name, x_tr, y_tr, x_te, y_te, 255.0)
+
+    return load
 
 
-def _mnist(root: Path | None, seed: int) -> Dataset:
-    folder = _idx_folder(
-        "mnist", root, "SGTHEORY_MNIST", None,
-        "pass --data-root or set SGTHEORY_MNIST to a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (optionally .gz) from yann.lecun.com/exdb/mnist")
-    x_tr, y_tr = readers.read_idx_pair(folder, "train", "mnist")
-    x_te, y_te = readers.read_idx_pair(folder, "t10k", "mnist")
-    return _finish("mnist", x_tr, y_tr, x_te, y_te, 255.0)
+_fashion = _idx_dataset(
+    "fashion-mnist", "SGTHEORY_FASHION_MNIST", FASHION_DEBIAN_DIR,
+    "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data-root / "
+    "set SGTHEORY_FASHION_MNIST to a folder with the four IDX files")
+_mnist = _idx_dataset(
+    "mnist", "SGTHEORY_MNIST", None,
+    "pass --data-root or set SGTHEORY_MNIST to a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+    "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (optionally .gz) from yann.lecun.com/exdb/mnist")
 
 
 def _cifar10(root: Path | None, seed: int) -> Dataset:
