@@ -49,6 +49,7 @@ def flat_gradients(config: Config, problem, state: State):
     """(x, G, unravel): the flattened state, a function x ↦ flattened G(x), and the inverse of flattening."""
     x, unravel = ravel_pytree(state)
 
+    @jax.jit  # one compile instead of one per primitive when evaluated eagerly
     def G(v):
         return ravel_pytree(gradients(config, problem, unravel(v)))[0]
 
@@ -138,7 +139,7 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     """
     _check(config)
     x, G, _ = flat_gradients(config, problem, fixed)
-    D = np.asarray(jax.jacfwd(G)(x), dtype=np.float64)
+    D = np.asarray(jax.jit(jax.jacfwd(G))(x), dtype=np.float64)
     mask = np.asarray(_model_mask(fixed), dtype=bool)
     _, s, Vt = np.linalg.svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
