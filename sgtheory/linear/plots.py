@@ -44,7 +44,7 @@ def plot_phase_diagram(result: SweepResult, rho=None, *, mismatch=None, seed_ind
         ax.set_ylabel("SG learning rate β")
         if title:
             ax.set_title(title)
-        ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.9)
+        ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=True, framealpha=0.9)
     return fig, ax
 
 
