@@ -97,7 +97,6 @@ def _config(args):
 
 def run(args) -> int:
     from sgtheory.cli.main import emit
-    from sgtheory.errors import InputError
     from sgtheory.io import ensure_writable_dir
     from sgtheory.linear.datasets import DATASETS, make, target_for_loss
     from sgtheory.validate import choice, int_in_range, positive, positive_list

@@ -77,10 +77,6 @@ def _use_device(backend: str, measure) -> bool:
     if backend == "jax" and not supported:
         raise InputError(f"backend 'jax': supports the measures {', '.join(DEVICE_MEASURES)}, not {measure!r}")
     if backend == "jax":
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            raise InputError("backend 'jax': JAX is not installed") from None
         return True
     return backend == "auto" and supported and accelerator_present()
 
