@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgtheory.linear.config import Config
+from sgtheory.linear.precision import einsum, mm
 
 
 def applicable(config: Config) -> bool:
@@ -66,7 +67,7 @@ def _tmm(a, b):
 def _shared(M, a):
     """M (r, j) shared by all configurations times a (j, l, C): one matrix multiply -> (r, l, C)."""
     j, l, c = a.shape
-    return (M @ a.reshape(j, l * c)).reshape(M.shape[0], l, c)
+    return mm(M, a.reshape(j, l * c)).reshape(M.shape[0], l, c)
 
 
 def gradients(config: Config, mom: dict, g: dict) -> dict:
@@ -103,8 +104,8 @@ def gradients(config: Config, mom: dict, g: dict) -> dict:
 def loss(mom: dict, theta):
     """½ E‖x̃θ − y‖² per configuration, (C,)."""
     Q = _shared(mom["Sig"], theta)
-    return 0.5 * (jnp.trace(mom["Syy"]) - 2 * jnp.einsum("ikc,ik->c", theta, mom["R"])
-                  + jnp.einsum("ikc,ikc->c", theta, Q))
+    return 0.5 * (jnp.trace(mom["Syy"]) - 2 * einsum("ikc,ik->c", theta, mom["R"])
+                  + einsum("ikc,ikc->c", theta, Q))
 
 
 __all__ = ["applicable", "moments", "to_grid", "gradients", "loss"]

@@ -14,6 +14,7 @@ import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.linear.config import Config
+from sgtheory.linear.precision import mm
 
 
 class Optimum(NamedTuple):
@@ -51,14 +52,14 @@ def _logistic(problem, bias: bool) -> Optimum:
     Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
 
     def fun(t):
-        P = Xa @ t.reshape(Xa.shape[1], k)
+        P = mm(Xa, t.reshape(Xa.shape[1], k))
         if k == 1:
             val = np.mean(np.logaddexp(0.0, P) - Y * P)
             G = 1.0 / (1.0 + np.exp(-P)) - Y
         else:
             val = -np.mean(np.sum(Y * log_softmax(P, axis=1), axis=1))
             G = softmax(P, axis=1) - Y
-        return val, (Xa.T @ G / n).ravel()
+        return val, (mm(Xa.T, G) / n).ravel()
 
     res = minimize(fun, np.zeros(Xa.shape[1] * k), jac=True, method="L-BFGS-B",
                    options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-15})

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from sgtheory.errors import InputError
 from sgtheory.linear.config import Config
 from sgtheory.linear.sg import line_search_rate, sg_apply, sg_init, sg_loss_value
+from sgtheory.linear.precision import mm
 
 
 class State(NamedTuple):
@@ -87,7 +88,7 @@ def forward(net, x, u) -> list:
     """Activations [h_0 = x, h_1, ..., h_L = p], each (m, width)."""
     hs = [x]
     for layer in net:
-        h = hs[-1] @ layer["W"]
+        h = mm(hs[-1], layer["W"])
         if "b" in layer:
             h = h + u[:, None] * layer["b"]
         hs.append(h)
@@ -137,13 +138,13 @@ def signals(config: Config, state: State, batch: Batch, *, with_true: bool = Fal
             targets[i], delta[i] = arriving, out[i]
         else:
             delta[i] = arriving
-        arriving = delta[i] @ state.net[i - 1]["W"].T
+        arriving = mm(delta[i], state.net[i - 1]["W"].T)
     true = None
     if with_true:
         true = [None] * (L + 1)
         true[L] = output_gradient(config.loss, hs[-1], batch.y)
         for i in range(L, 0, -1):
-            true[i - 1] = true[i] @ state.net[i - 1]["W"].T
+            true[i - 1] = mm(true[i], state.net[i - 1]["W"].T)
     order = config.sg_layers
     return Signals(hs, delta, tuple(out[i] for i in order), tuple(targets[i] for i in order), true)
 
@@ -153,9 +154,9 @@ def _gradients(config: Config, state: State, batch: Batch):
     w = batch.weight
     net = []
     for i, layer in enumerate(state.net, start=1):
-        g = {"W": w * (sig.h[i - 1].T @ sig.delta[i])}
+        g = {"W": w * mm(sig.h[i - 1].T, sig.delta[i])}
         if "b" in layer:
-            g["b"] = w * (batch.u @ sig.delta[i])
+            g["b"] = w * mm(batch.u, sig.delta[i])
         net.append(g)
     sg, rates = [], []
     for j, i in enumerate(config.sg_layers):
@@ -219,8 +220,8 @@ def effective(state: State):
     W = state.net[0]["W"]
     b = state.net[0].get("b", jnp.zeros((W.shape[1],), W.dtype))
     for layer in state.net[1:]:
-        b = b @ layer["W"] + layer.get("b", 0.0)
-        W = W @ layer["W"]
+        b = mm(b, layer["W"]) + layer.get("b", 0.0)
+        W = mm(W, layer["W"])
     return W, b
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sgtheory.linear.precision import mm
+
 
 def sg_init(variant: str, width: int, k: int, *, key, hidden: int = 16, dtype=jnp.float32) -> dict:
     """Parameters of one SG module at an activation of ``width`` units (outputs zero-initialised)."""
@@ -40,11 +42,11 @@ def sg_init(variant: str, width: int, k: int, *, key, hidden: int = 16, dtype=jn
 def sg_apply(params: dict, h, y, u):
     """SG output (m, w) for activations ``h`` (m, w), labels ``y`` (m, k), constant column ``u`` (m,)."""
     if "W2" in params:
-        z = jax.nn.relu(h @ params["A1"] + y @ params["B1"] + u[:, None] * params["c1"])
-        return z @ params["W2"] + u[:, None] * params["c2"]
-    out = h @ params["A"] + u[:, None] * params["C"]
+        z = jax.nn.relu(mm(h, params["A1"]) + mm(y, params["B1"]) + u[:, None] * params["c1"])
+        return mm(z, params["W2"]) + u[:, None] * params["c2"]
+    out = mm(h, params["A"]) + u[:, None] * params["C"]
     if "B" in params:
-        out = out + y @ params["B"]
+        out = out + mm(y, params["B"])
     return out
 
 

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgtheory.errors import InputError
+from sgtheory.linear.precision import einsum, mm
 
 __all__ = [
     "Surrogate", "split", "non_gradient_share", "sg_field", "implied_grad",
@@ -94,7 +95,7 @@ def _offset(y, B, C, n, dtype):
         y = y.reshape(n, -1)
         if y.shape[1] != B.shape[0]:
             raise InputError(f"labels y: expected {B.shape[0]} columns for B of shape {B.shape}, got {y.shape[1]}")
-        off = off + y @ B
+        off = off + mm(y, B)
     return off
 
 
@@ -107,14 +108,14 @@ def sg_field(h, y, A, B=None, C=None) -> jnp.ndarray:
     """The SG output ``h A + y B + C`` (n, d) for rows ``h`` (n, d) and ``y`` (n, k)."""
     s = split(A, B, C)
     h = _rows(h)
-    return h @ jnp.asarray(A) + _offset(y, s.B, s.C, h.shape[0], h.dtype)
+    return mm(h, jnp.asarray(A)) + _offset(y, s.B, s.C, h.shape[0], h.dtype)
 
 
 def implied_grad(h, y, A, B=None, C=None) -> jnp.ndarray:
     """∇_h L_SG = ``h A_s + y B + C`` (n, d): the gradient part of the SG (equals SG iff A is symmetric)."""
     s = split(A, B, C)
     h = _rows(h)
-    return h @ s.A_s + _offset(y, s.B, s.C, h.shape[0], h.dtype)
+    return mm(h, s.A_s) + _offset(y, s.B, s.C, h.shape[0], h.dtype)
 
 
 def implied_loss(h, y, A, B=None, C=None) -> jnp.ndarray:
@@ -126,7 +127,7 @@ def implied_loss(h, y, A, B=None, C=None) -> jnp.ndarray:
     s = split(A, B, C)
     h = _rows(h)
     off = _offset(y, s.B, s.C, h.shape[0], h.dtype)
-    return 0.5 * jnp.einsum("nd,de,ne->n", h, s.A_s, h) + jnp.sum(off * h, axis=1)
+    return 0.5 * einsum("nd,de,ne->n", h, s.A_s, h) + jnp.sum(off * h, axis=1)
 
 
 def loss_along(hs, y, A, B=None, C=None) -> jnp.ndarray:

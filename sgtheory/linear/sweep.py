@@ -28,13 +28,15 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from sgtheory.errors import InputError
+from sgtheory.linear import fused as _fused
 from sgtheory.linear import grid as _grid
 from sgtheory.linear.config import Config
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import State, effective, init, loss, step
-from sgtheory.validate import int_in_range, positive_list
+from sgtheory.validate import choice, int_in_range, positive_list
 
 STATUS = ("converged", "not converged", "diverged")
+KERNELS = ("auto", "xla", "fused")
 CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
 
 
@@ -93,10 +95,15 @@ def _scan(update, state0, steps: int, per_config, tol: float, growth: float, blo
     zero, minus = jnp.zeros(shape, per_config(leaves(state0)[0]).dtype), jnp.full(shape, -1, jnp.int32)
     carry = (state0, jnp.zeros(shape, bool), zero, minus, minus, zero, zero)
     (s, frozen, r0, hit, div_at, r_half, r_end), _ = jax.lax.scan(body, carry, jnp.arange(steps + 1, dtype=jnp.int32))
+    return s, _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth)
+
+
+def _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth):
+    """(status, r_T/r_0, steps to tolerance, frozen-at step, r_T/r_{T/2}) from a run's bookkeeping."""
     small = r_end <= tol * r0
     diverged = frozen | ~jnp.isfinite(r_end) | (~small & (r_end > growth * r_half))
     status = jnp.where(diverged, DIVERGED, jnp.where(small, CONVERGED, NOT_CONVERGED)).astype(jnp.int8)
-    return s, (status, r_end / r0, hit, jnp.where(frozen, div_at, -1), r_end / r_half)
+    return status, r_end / r0, hit, jnp.where(frozen, div_at, -1), r_end / r_half
 
 
 def _norm(tree):
@@ -128,20 +135,27 @@ _KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverg
 
 
 def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: State, *, steps: int,
-             tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8) -> dict:
+             tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8, fused=False) -> dict:
     """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only):
     the same update and verdicts, with the configuration axis last and shared matrix products.
-    ``states0`` are C States stacked along a leading axis; ``alphas``, ``betas`` are (C,)."""
+    ``states0`` are C States stacked along a leading axis; ``alphas``, ``betas`` are (C,).
+    ``fused``: run all steps in the one-kernel GPU version of :mod:`sgtheory.linear.fused` (``True``),
+    or that kernel through Pallas' interpreter (``"interpret"``, any backend, for tests)."""
     mom = _grid.moments(problem, config.bias, problem.dtype)
+    g0 = _grid.to_grid(config, states0)
+    if fused:
+        g, (frozen, r0, r_half, r_end, hit, div_at) = _fused.scan(
+            config, mom, g0, alphas, betas, steps=steps, tol=tol, blowup=blowup, interpret=fused == "interpret")
+        verdict = _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth)
+    else:
+        def update(g):
+            d = _grid.gradients(config, mom, g)
+            r = jnp.sqrt(sum(jnp.sum(v * v, axis=tuple(range(v.ndim - 1))) for v in d.values()))
+            new = {k: g[k] - (alphas if k == "theta" else betas) * d[k] for k in g}
+            return new, r
 
-    def update(g):
-        d = _grid.gradients(config, mom, g)
-        r = jnp.sqrt(sum(jnp.sum(v * v, axis=tuple(range(v.ndim - 1))) for v in d.values()))
-        new = {k: g[k] - (alphas if k == "theta" else betas) * d[k] for k in g}
-        return new, r
-
-    per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731
-    g, verdict = _scan(update, _grid.to_grid(config, states0), steps, per_config, tol, growth, blowup)
+        per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731
+        g, verdict = _scan(update, g0, steps, per_config, tol, growth, blowup)
     theta = g["theta"]
     opt = jnp.concatenate([W_opt, b_opt[None]], axis=0) if config.bias else W_opt
     dist = jnp.sqrt(jnp.sum((theta - opt[:, :, None]) ** 2, axis=(0, 1)))
@@ -154,14 +168,17 @@ def _check_rates(values, name):
 
 def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.0,), steps: int = 1000,
           tol: float = 1e-5, chunk_size: int | None = None, progress: bool | None = None,
-          fast: bool = True) -> SweepResult:
+          fast: bool = True, kernel: str = "auto") -> SweepResult:
     """Run every (seed, init scale, α, β) combination for ``steps`` full-batch updates (see module doc).
 
     ``problem``'s dtype is the computation dtype (use ``problem.astype(jnp.float32)`` for fast sweeps).
     Configurations are processed ``chunk_size`` at a time (default: about 2^16 / (state size / 16)), so
     memory stays bounded for any grid; a progress bar shows when stderr is a terminal (``progress``
     forces it on or off). With ``fast`` (default) the case of :mod:`sgtheory.linear.grid` runs through
-    its whole-grid update (same numbers); every other config through ``vmap(run_one)``.
+    its whole-grid update (same numbers); every other config through ``vmap(run_one)``. ``kernel``
+    picks how that whole-grid case runs: ``"xla"`` (a scan of XLA kernels), ``"fused"`` (all steps in
+    one Pallas kernel, :mod:`sgtheory.linear.fused`; GPU only) or ``"auto"`` (fused on a GPU when the
+    problem is small enough, else XLA).
     """
     from sgtheory.progress import progress as bar
 
@@ -189,9 +206,16 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
     def starts(si, c):
         return jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, c)
 
+    kernel = choice(kernel, "kernel", KERNELS)
+    on_gpu = jax.default_backend() == "gpu"
+    small = _fused.applicable(config, W_opt.shape[0] + int(config.bias), W_opt.shape[1])
+    if kernel == "fused" and not (on_gpu and small and fast):
+        raise InputError("kernel fused: needs a GPU and the small whole-grid case (linear model, MSE, fixed "
+                         f"rates, moments, at most {_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
+    fused = kernel == "fused" or (kernel == "auto" and on_gpu and small)
     if fast and _grid.applicable(config):
         batched = jax.jit(lambda a, b, si, c: run_grid(config, problem, W_opt, b_opt, a, b, starts(si, c),
-                                                       steps=steps, tol=tol))
+                                                       steps=steps, tol=tol, fused=fused))
     else:
         one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
         batched = jax.jit(lambda a, b, si, c: jax.vmap(one)(a, b, starts(si, c)))

@@ -38,6 +38,7 @@ from sgtheory.linear.config import Config
 from sgtheory.linear.dynamics import trajectory
 from sgtheory.linear.rules import State, fit_sg, gradients, step
 from sgtheory.linear.optimum import optimum
+from sgtheory.linear.precision import mm
 
 
 def _check(config: Config):
@@ -101,7 +102,7 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
             a, b = a / 2 if alpha is None else a, b / 2 if beta is None else b
         state = end
     x, G, unravel = flat_gradients(config, problem, state)
-    newton = jax.jit(lambda v: v - jnp.linalg.pinv(jax.jacfwd(G)(v), rtol=1e-10) @ G(v))
+    newton = jax.jit(lambda v: v - mm(jnp.linalg.pinv(jax.jacfwd(G)(v), rtol=1e-10), G(v)))
     res = float(jnp.linalg.norm(G(x)))
     best = (res, x)
     for _ in range(newton_iters):  # Newton may not decrease ‖G‖ monotonically: keep the best iterate
@@ -144,8 +145,8 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     _, s, Vt = np.linalg.svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
     Q = Vt[keep].T
-    P_model = Q.T @ (D * mask[:, None]) @ Q
-    P_sg = Q.T @ (D * ~mask[:, None]) @ Q
+    P_model = mm(mm(Q.T, D * mask[:, None]), Q)
+    P_sg = mm(mm(Q.T, D * ~mask[:, None]), Q)
     return Linearisation(P_model, P_sg, int(D.shape[0] - keep.sum()), residual)
 
 

@@ -102,6 +102,15 @@ class SyntheticGradient(Method):
         return delta, loss, g
 
     def credit(self, state: MethodState, tape: Tape) -> Credit:
+        if self.every and self.module == "linear" and self.mix == 1.0 and tape.depth >= 2:
+            # batched on accelerators; on a CPU the per-layer products are faster (measured: 213 vs 165
+            # steps/s for csg-every on a 6×256 net, 2 cores), so the loop is compiled there
+            return jax.lax.platform_dependent(cpu=lambda: self._credit_loop(state, tape),
+                                              default=lambda: self._credit_every_batched(state, tape))
+        return self._credit_loop(state, tape)
+
+    def _credit_loop(self, state: MethodState, tape: Tape) -> Credit:
+        """:meth:`credit` layer by layer, top down (every case; the reference for the batched one)."""
         d = tape.depth
         target = tape.back(tape.error, tape.params[-1]["W"])  # true ∂ℓ/∂h_D
         layers = self.sg_layers(d)
@@ -121,3 +130,45 @@ class SyntheticGradient(Method):
             g, s, _ = chain(tape, delta, k, 1)
             grads.update(g), signals.update(s)
         return assemble(tape, grads, signals, sg_grads, total)
+
+    def _credit_every_batched(self, state: MethodState, tape: Tape) -> Credit:
+        """:meth:`credit` for linear modules at every layer with ``mix = 1``, layers batched.
+
+        With pure SG signals nothing is sequential: every ``δ_k = SG_k(h_k)`` reads only the forward
+        pass, and so does every bootstrapped target ``δa_{k+1} W_{k+1}ᵀ``. All hidden layers have the
+        same width, so the modules, the targets and the weight gradients of layers 2..D are each one
+        batched matrix product over the layer axis instead of D products (this is the layer-parallelism
+        that decoupling buys; on a GPU it also cuts kernel launches). Same numbers as
+        :meth:`_credit_loop` (tested against it)."""
+        d, n = tape.depth, tape.n
+        sg = [state.learned[str(k)] for k in range(1, d + 1)]
+        H = jax.lax.stop_gradient(jnp.stack(tape.hiddens[1:]))  # (D, n, w): h_1..h_D
+        A, c = jnp.stack([p["A"] for p in sg]), jnp.stack([p["c"] for p in sg])
+        S = jnp.einsum("lni,lij->lnj", H, A) + c[:, None, :]
+        if self.conditioned:
+            B = jnp.stack([p["B"] for p in sg])
+            S = S + jnp.einsum("nc,lcj->lnj", tape.onehot, B)
+        locs = [tape.local(k, S[k - 1]) for k in range(1, d + 1)]
+        Da = jnp.stack([loc.delta_pre for loc in locs[1:]])  # δa_2..δa_D
+        W_up = jnp.stack([tape.params[k]["W"] for k in range(1, d)])  # W_2..W_D, (D-1, w, w)
+        top = tape.back(tape.error, tape.params[-1]["W"])  # true ∂ℓ/∂h_D
+        T = jnp.concatenate([jnp.einsum("lnj,lij->lni", Da, W_up), top[None]])  # targets for SG_1..SG_D
+        T = jax.lax.stop_gradient(T)
+        dW = jnp.einsum("lni,lnj->lij", H[:-1], Da) / n  # layers 2..D
+        grads = {1: locs[0].grads}
+        for k in range(2, d + 1):
+            grads[k] = {**locs[k - 1].grads, "W": dW[k - 2]}
+        R = S - T
+        sg_loss_k = jnp.mean(jnp.sum(R * R, axis=2), axis=1)
+        R2 = 2.0 * R / n
+        gA, gc = jnp.einsum("lni,lnj->lij", H, R2), jnp.sum(R2, axis=1)
+        gB = jnp.einsum("nc,lnj->lcj", tape.onehot, R2) if self.conditioned else None
+        sg_grads = {}
+        for k in range(1, d + 1):
+            g = {"A": gA[k - 1], "c": gc[k - 1]}
+            if self.conditioned:
+                g["B"] = gB[k - 1]
+            sg_grads[str(k)] = g
+        signals = {k: S[k - 1] for k in range(1, d + 1)}
+        return assemble(tape, grads, signals, sg_grads, jnp.sum(sg_loss_k))
+
