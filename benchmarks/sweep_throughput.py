@@ -10,11 +10,16 @@ at d = 10. Both sides run the same full-batch update, float32, ``--steps`` steps
 - numpy: the update written with numpy arrays, looped over ``--numpy-configs`` configurations.
 
 ``ratio`` divides the two rates; ``ratio_counting_imports`` also charges the sweep the interpreter's
-start-up and the JAX/sgtheory imports (the whole process up to the sweep's end).
+start-up and the JAX/sgtheory imports (this process up to the sweep's end). ``ratio_whole_process_*``
+charges it a whole separate process timed from outside (start-up, imports, compilation, sweep, exit),
+first with an empty persistent compilation cache (``cold_cache``: a first run) and then again with the
+cache that run left (``warm_cache``: every later run of the same sweep; see :mod:`sgtheory.jaxcache`).
+This process itself never enables the cache, so its in-process figures always include compilation.
 
-Config-steps per second of both and their ratio go to ``benchmarks/results/sweep_throughput.json`` (or
-``sweep_throughput_quick.json``), with the machine and the command. On a GPU (when JAX sees one) a
-2^20-configuration sweep is timed as well.
+Config-steps per second of both and their ratios go to ``benchmarks/results/sweep_throughput.json`` (or
+``sweep_throughput_quick.json``, or ``--out``), with the machine and the command. On a GPU (when JAX
+sees one) a 2^20-configuration sweep is timed as well, through the XLA scan and through the fused
+Pallas kernel (:mod:`sgtheory.linear.fused`), each on a first call (compilation included) and a second.
 
     python benchmarks/sweep_throughput.py [--quick]
 """
@@ -62,6 +67,40 @@ def numpy_run(Sxx, Sxy, Syy, theta0, alpha, beta, steps):
         th = th - alpha * d_th
         A, B, C = A - beta * dA, B - beta * dB, C - beta * dC
     return th
+
+
+_CHILD = """
+import sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+from sgtheory.jaxcache import enable
+enable()
+import jax.numpy as jnp
+from sweep_throughput import population
+from sgtheory.linear import Config, from_moments, sweep
+pb = from_moments(*population({d}), dtype=jnp.float32)
+sweep(Config(sg="cond-linear", bias=False), pb, np.geomspace(1e-2, 1.0, {grid}), np.geomspace(1e-2, 0.9, {grid}),
+      steps={steps}, progress=False)
+"""
+
+
+def whole_process(d: int, grid: int, steps: int) -> dict:
+    """Wall time of a whole Python process that imports sgtheory and runs the sweep (interpreter start,
+    imports, compilation, the sweep and the exit), timed from outside: once with an empty compilation
+    cache (cold, a first run) and once more with the cache it left (warm, any later run)."""
+    import subprocess
+    import tempfile
+
+    code = _CHILD.format(bench=str(Path(__file__).resolve().parent), d=d, grid=grid, steps=steps)
+    times = {}
+    with tempfile.TemporaryDirectory() as cache:
+        # on a GPU this process already holds most of the memory (JAX preallocates): the child takes what it needs
+        env = {**os.environ, "SGTHEORY_JAX_CACHE": cache, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+        for name in ("cold_cache", "warm_cache"):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            times[name] = time.perf_counter() - t0
+    return times
 
 
 def gpu_rows(cfg, steps: int, side: int) -> dict:
@@ -137,20 +176,27 @@ def main(argv=None) -> int:
         agree = bool(np.allclose(np_dist[ok], sw_dist[ok], rtol=1e-2, atol=1e-4))
         sweep_rate = n_cfg * args.steps / t_sweep
         np_rate = n_np * args.steps / t_np
+        proc = whole_process(d, grid, args.steps)
         rows.append({"dim": d, "configs": n_cfg, "steps": args.steps, "sweep_seconds_incl_compile": round(t_sweep, 3),
                      "sweep_config_steps_per_s": float(f"{sweep_rate:.4g}"), "numpy_configs": n_np,
                      "numpy_seconds": round(t_np, 3), "numpy_config_steps_per_s": float(f"{np_rate:.4g}"),
                      "ratio": float(f"{sweep_rate / np_rate:.4g}"),
                      "ratio_counting_imports": float(f"{n_cfg * args.steps / (t_sweep + t_imports) / np_rate:.4g}"),
+                     **{f"process_seconds_{k}": round(v, 3) for k, v in proc.items()},
+                     **{f"ratio_whole_process_{k}": float(f"{n_cfg * args.steps / v / np_rate:.4g}")
+                        for k, v in proc.items()},
                      "numpy_matches_sweep": agree})
     gpu = "no GPU visible to JAX in this run"
     if platform_name == "gpu":
         gpu = gpu_rows(cfg, args.steps, args.gpu_side)
     process = time.perf_counter() - T_START
-    print(f"{'dim':>4} {'configs':>8} {'sweep cfg-steps/s':>18} {'numpy cfg-steps/s':>18} {'ratio':>8}")
+    print(f"{'dim':>4} {'configs':>8} {'sweep cfg-steps/s':>18} {'numpy cfg-steps/s':>18} {'ratio':>8} "
+          f"{'process: cold s':>16} {'ratio':>7} {'warm s':>7} {'ratio':>7}")
     for r in rows:
         print(f"{r['dim']:>4} {r['configs']:>8} {r['sweep_config_steps_per_s']:>18.4g} "
-              f"{r['numpy_config_steps_per_s']:>18.4g} {r['ratio']:>8.4g}")
+              f"{r['numpy_config_steps_per_s']:>18.4g} {r['ratio']:>8.4g} {r['process_seconds_cold_cache']:>16.3f} "
+              f"{r['ratio_whole_process_cold_cache']:>7.4g} {r['process_seconds_warm_cache']:>7.3f} "
+              f"{r['ratio_whole_process_warm_cache']:>7.4g}")
     print(f"GPU: {gpu}")
     out = {"benchmark": "sweep_throughput", "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from sgtheory.errors import InputError
+from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ def analysis_main(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
+    enable_compilation_cache()
     try:
         out = ensure_writable_dir(args.out or default_out(args.quick))
         data_dir = ensure_writable_dir(out / "data")

@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["SGTHEORY_JAX_CACHE"] = "off"  # hermetic: no compiled programs shared with earlier runs
 
 import jax  # noqa: E402
 

@@ -1,6 +1,7 @@
 """The shared plumbing: atomic writes, pickle-free loading, the CLI's error contract, repro discovery."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,3 +76,24 @@ def test_atomic_outputs_get_umask_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o666 & ~mask
+
+
+def test_compilation_cache_location_and_switch(monkeypatch, tmp_path):
+    from sgtheory import jaxcache
+
+    monkeypatch.setenv(jaxcache.ENV, "off")
+    assert jaxcache.cache_dir() is None and jaxcache.enable() is None
+    monkeypatch.setenv(jaxcache.ENV, str(tmp_path / "c"))
+    assert jaxcache.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv(jaxcache.ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert jaxcache.cache_dir() == tmp_path / "xdg" / "sgtheory" / "jax"
+
+
+def test_compilation_cache_stores_programs(tmp_path):
+    """In a fresh process (the cache is set up once per process): a compiled program lands in the folder."""
+    code = ("from sgtheory.jaxcache import enable; enable(); import jax, jax.numpy as jnp; "
+            "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()")
+    env = {**os.environ, "SGTHEORY_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert any((tmp_path / "cache").iterdir())

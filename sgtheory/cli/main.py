@@ -10,6 +10,7 @@ import sys
 
 import sgtheory.cli as _cli_pkg
 from sgtheory.errors import InputError
+from sgtheory.jaxcache import enable as enable_compilation_cache
 
 EXIT_BAD_INPUT = 2
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    enable_compilation_cache()
     try:
         rc = args.func(args)
     except InputError as exc:

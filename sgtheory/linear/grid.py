@@ -16,7 +16,6 @@ computes exactly :func:`sgtheory.linear.rules.step` (tested against it), from th
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from sgtheory.linear.config import Config
 from sgtheory.linear.precision import einsum, mm
@@ -29,16 +28,15 @@ def applicable(config: Config) -> bool:
 
 
 def moments(problem, bias: bool, dtype) -> dict:
-    """Σ (d', d'), R (d', k), m (d',), Syy (k, k), my (k,) with x̃ = (x, 1) when ``bias``."""
-    Sxx, Sxy = np.asarray(problem.Sxx, np.float64), np.asarray(problem.Sxy, np.float64)
-    mx, my = np.asarray(problem.mx, np.float64), np.asarray(problem.my, np.float64)
+    """Σ (d', d'), R (d', k), m (d',), Syy (k, k), my (k,) with x̃ = (x, 1) when ``bias`` (traceable)."""
+    Sxx, Sxy, Syy, mx, my = (jnp.asarray(a, dtype) for a in (problem.Sxx, problem.Sxy, problem.Syy,
+                                                               problem.mx, problem.my))
     if bias:
-        Sig = np.block([[Sxx, mx[:, None]], [mx[None, :], np.ones((1, 1))]])
-        R, m = np.vstack([Sxy, my[None, :]]), np.append(mx, 1.0)
+        Sig = jnp.block([[Sxx, mx[:, None]], [mx[None, :], jnp.ones((1, 1), dtype)]])
+        R, m = jnp.concatenate([Sxy, my[None, :]]), jnp.append(mx, jnp.ones((), dtype))
     else:
         Sig, R, m = Sxx, Sxy, mx
-    out = {"Sig": Sig, "R": R, "m": m, "Syy": np.asarray(problem.Syy, np.float64), "my": my}
-    return {k: jnp.asarray(v, dtype) for k, v in out.items()}
+    return {"Sig": Sig, "R": R, "m": m, "Syy": Syy, "my": my}
 
 
 def to_grid(config: Config, states) -> dict:

@@ -19,13 +19,13 @@ Depth and every other :class:`~sgtheory.linear.config.Config` field is static: o
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from sgtheory.errors import InputError
 from sgtheory.linear import fused as _fused
@@ -162,6 +162,25 @@ def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: Stat
     return dict(zip(_KEYS, (verdict[0], _grid.loss(mom, theta), dist, *verdict[1:])))
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def _initial_states(config: Config, problem, seeds):
+    """``init`` for each seed (PRNGKey(seed)), stacked along a leading axis."""
+    return jax.vmap(lambda s: init(config, problem, key=jax.random.PRNGKey(s)))(seeds)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "steps", "tol", "whole_grid", "fused"))
+def _run_chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, seed_index, scales, *, steps: int,
+               tol: float, whole_grid: bool, fused):
+    """One chunk of a sweep: configuration c starts from seed ``seed_index[c]``'s init scaled by
+    ``scales[c]`` and runs at (``alphas[c]``, ``betas[c]``). Compiled once per config, shapes and
+    options (the problem is an argument, so sweeps of other problems of the same shape reuse it)."""
+    starts = jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(seed_index, scales)
+    if whole_grid:
+        return run_grid(config, problem, W_opt, b_opt, alphas, betas, starts, steps=steps, tol=tol, fused=fused)
+    one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
+    return jax.vmap(one)(alphas, betas, starts)
+
+
 def _check_rates(values, name):
     return positive_list(np.atleast_1d(np.asarray(values, dtype=float)).tolist(), name)
 
@@ -190,43 +209,34 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
         raise InputError("seeds: empty list")
     scales = _check_rates(init_scales, "init_scales")
     steps = int_in_range(steps, "steps", lo=1)
-    opt = optimum(config, problem)
-    dtype = problem.dtype
-    W_opt, b_opt = jnp.asarray(opt.W, dtype), jnp.asarray(opt.b, dtype)
-
-    shape = (seeds.size, scales.size, alphas.size, betas.size)
-    total = int(np.prod(shape))
-    init_one = jax.jit(lambda key: init(config, problem, key=key))
-    base = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *[init_one(jax.random.PRNGKey(int(s))) for s in seeds])
-    if chunk_size is None:
-        n_state = ravel_pytree(jax.tree_util.tree_map(lambda v: v[0], base))[0].size
-        chunk_size = max(256, 2 ** int(math.log2(max(1, 2 ** 20 // max(n_state, 16)))))
-    chunk = int(min(int_in_range(chunk_size, "chunk_size", lo=1), total))
-
-    def starts(si, c):
-        return jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, c)
-
     kernel = choice(kernel, "kernel", KERNELS)
+    opt = optimum(config, problem)
+    dtype = np.dtype(problem.dtype)
+    W_opt, b_opt = np.asarray(opt.W, dtype), np.asarray(opt.b, dtype)
     on_gpu = jax.default_backend() == "gpu"
     small = _fused.applicable(config, W_opt.shape[0] + int(config.bias), W_opt.shape[1])
     if kernel == "fused" and not (on_gpu and small and fast):
         raise InputError("kernel fused: needs a GPU and the small whole-grid case (linear model, MSE, fixed "
                          f"rates, moments, at most {_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
     fused = kernel == "fused" or (kernel == "auto" and on_gpu and small)
-    if fast and _grid.applicable(config):
-        batched = jax.jit(lambda a, b, si, c: run_grid(config, problem, W_opt, b_opt, a, b, starts(si, c),
-                                                       steps=steps, tol=tol, fused=fused))
-    else:
-        one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
-        batched = jax.jit(lambda a, b, si, c: jax.vmap(one)(a, b, starts(si, c)))
-    coords = (jnp.asarray(alphas, dtype), jnp.asarray(betas, dtype), jnp.asarray(scales, dtype))
+
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    total = int(np.prod(shape))
+    base = _initial_states(config, problem, seeds.astype(np.uint32))
+    if chunk_size is None:
+        n_state = sum(math.prod(v.shape[1:]) for v in jax.tree_util.tree_leaves(base))
+        chunk_size = max(256, 2 ** int(math.log2(max(1, 2 ** 20 // max(n_state, 16)))))
+    chunk = int(min(int_in_range(chunk_size, "chunk_size", lo=1), total))
+    run = functools.partial(_run_chunk, config, problem, W_opt, b_opt, base, steps=steps, tol=tol,
+                            whole_grid=fast and _grid.applicable(config), fused=fused)
+    coords = (alphas.astype(dtype), betas.astype(dtype), scales.astype(dtype))
     out = None
     with bar(total, desc="sweep", unit="cfg", enabled=progress) as pb:
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
             flat = np.minimum(np.arange(lo, lo + chunk), total - 1)  # the last chunk is padded by repetition
             si, ci, ai, bi = np.unravel_index(flat, shape)
-            res = batched(coords[0][ai], coords[1][bi], jnp.asarray(si, jnp.int32), coords[2][ci])
+            res = run(coords[0][ai], coords[1][bi], si.astype(np.int32), coords[2][ci])
             res = {k: np.asarray(v)[: hi - lo] for k, v in res.items()}
             if out is None:
                 out = {k: np.empty(total, v.dtype) for k, v in res.items()}
