@@ -61,7 +61,7 @@ def test_fused_kernel_layout_round_trip():
     g0 = {"theta": jnp.asarray(rng.standard_normal((4, 2, n))), "A": jnp.asarray(rng.standard_normal((2, 2, n))),
           "B": jnp.asarray(rng.standard_normal((2, 2, n))), "C": jnp.asarray(rng.standard_normal((2, n)))}
     zero = jnp.zeros(n)
-    g, (frozen, r0, *_rest) = fused.scan(cfg, mom, g0, zero, zero, steps=3, tol=1e-5, blowup=1e8, interpret=True)
+    g, (frozen, r0, *_rest) = fused.scan(cfg, mom, g0, zero, zero, steps=3, tol=1e-5, blowup=1e8, mode="interpret")
     for key in g0:
         np.testing.assert_array_equal(g[key], g0[key])
     ref = grid.gradients(cfg, mom, g0)

@@ -117,20 +117,10 @@ def _nest(flat, shape):
     return [list(flat[i * shape[1]:(i + 1) * shape[1]]) for i in range(shape[0])]
 
 
-def _kernel(config, d, k, layout, offsets, steps, tol, blowup, mom_ref, alpha_ref, beta_ref, *refs):
-    n_state = sum(_size(s) for _, s in layout)
-    state_in, state_out = refs[:n_state], refs[n_state:2 * n_state]
-    r0_out, rhalf_out, rend_out, frozen_out, hit_out, div_out = refs[2 * n_state:]
-
-    def load(name, shape):
-        base = offsets[name]
-        flat = [mom_ref[base + i] for i in range(_size(shape))]
-        return _nest(flat, shape)
-
-    M = {"Sig": load("Sig", (d, d)), "R": load("R", (d, k)), "m": load("m", (d,)),
-         "Syy": load("Syy", (k, k)), "my": load("my", (k,))}
-    alpha, beta = alpha_ref[...], beta_ref[...]
-    flat0 = [ref[...] for ref in state_in]
+def _rows_loop(config, d, k, layout, M, alpha, beta, flat0, *, steps, tol, blowup):
+    """All ``steps`` + 1 passes of the sweep's scan (see :func:`sgtheory.linear.sweep._scan`) over
+    state rows ``flat0`` (one vector per state scalar, in ``layout`` order) with scalar moments ``M``.
+    Returns (final rows, frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step)."""
     zero = jnp.zeros_like(alpha)
     minus = jnp.full(alpha.shape, -1, jnp.int32)
     half = steps // 2
@@ -159,11 +149,29 @@ def _kernel(config, d, k, layout, offsets, steps, tol, blowup, mom_ref, alpha_re
         return flat, stop.astype(jnp.int32), r0, hit, div_at, r_half, r
 
     carry = (tuple(flat0), jnp.zeros(alpha.shape, jnp.int32), zero, minus, minus, zero, zero)
-    flat, frozen, r0, hit, div_at, r_half, r_end = jax.lax.fori_loop(0, steps + 1, body, carry)
+    return jax.lax.fori_loop(0, steps + 1, body, carry)
+
+
+def _moments_as_scalars(d, k, offsets, get):
+    """Nested lists of the moments' scalars, ``get(i)`` reading entry ``i`` of the moment vector."""
+    def load(name, shape):
+        base = offsets[name]
+        return _nest([get(base + i) for i in range(_size(shape))], shape)
+
+    return {"Sig": load("Sig", (d, d)), "R": load("R", (d, k)), "m": load("m", (d,)),
+            "Syy": load("Syy", (k, k)), "my": load("my", (k,))}
+
+
+def _kernel(config, d, k, layout, offsets, steps, tol, blowup, mom_ref, alpha_ref, beta_ref, *refs):
+    n_state = sum(_size(s) for _, s in layout)
+    state_in, state_out = refs[:n_state], refs[n_state:2 * n_state]
+    M = _moments_as_scalars(d, k, offsets, lambda i: mom_ref[i])
+    flat, *book = _rows_loop(config, d, k, layout, M, alpha_ref[...], beta_ref[...], [r[...] for r in state_in],
+                             steps=steps, tol=tol, blowup=blowup)
     for ref, v in zip(state_out, flat):
         ref[...] = v
-    r0_out[...], rhalf_out[...], rend_out[...] = r0, r_half, r_end
-    frozen_out[...], hit_out[...], div_out[...] = frozen, hit, div_at
+    for ref, v in zip(refs[2 * n_state:], book):
+        ref[...] = v
 
 
 def _size(shape):
@@ -174,39 +182,51 @@ def _size(shape):
 
 
 def scan(config: Config, mom: dict, g0: dict, alphas, betas, *, steps: int, tol: float, blowup: float,
-         block: int = BLOCK, num_warps: int = NUM_WARPS, interpret: bool = False):
+         mode: str = "pallas", block: int = BLOCK, num_warps: int = NUM_WARPS):
     """All ``steps`` + 1 passes of the sweep's scan for C configurations (configuration axis last in
-    ``g0``'s leaves, as in :mod:`sgtheory.linear.grid`) in one kernel. Returns the final grid state and
-    (frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step), each (C,)."""
+    ``g0``'s leaves, as in :mod:`sgtheory.linear.grid`) in one kernel. ``mode``: ``"pallas"`` (compiled
+    for the GPU) or ``"interpret"`` (through Pallas' interpreter, any backend). Returns the final grid
+    state and (frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step), each (C,).
+
+    (The same row-wise loop written as ordinary XLA operations is no use on a CPU: at d = 10 and 16,384
+    configurations it compiled in 3.8 s and ran in 0.61 s, against 1.4 s and 0.3 s for the grid path.)"""
     d, k = mom["R"].shape
     layout = _layout(config, d, k)
+    n = alphas.shape[0]
+    mvec, offsets = _moment_vector(mom)
+    outs = _pallas_rows(config, d, k, layout, mvec, offsets, g0, alphas, betas, steps=steps, tol=tol,
+                        blowup=blowup, interpret=mode == "interpret", block=block, num_warps=num_warps)
+    g, at = {}, 0
+    for name, shape in layout:
+        g[name] = jnp.stack(outs[at:at + _size(shape)]).reshape(*shape, n)
+        at += _size(shape)
+    frozen, r0, hit, div_at, r_half, r_end = outs[at:]
+    return g, (frozen != 0, r0, r_half, r_end, hit, div_at)
+
+
+def _pallas_rows(config, d, k, layout, mvec, offsets, g0, alphas, betas, *, steps, tol, blowup, interpret,
+                 block, num_warps):
+    """The Pallas kernel over configurations padded to a multiple of ``block``: output rows (state rows,
+    then frozen, r_0, hit, frozen-at, r_{T/2}, r_T), each (C,)."""
     n = alphas.shape[0]
     n_pad = -(-n // block) * block
     pad = lambda v: jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, n_pad - n)], mode="edge")  # noqa: E731
     rows = [r for name, shape in layout for r in pad(g0[name].reshape(_size(shape), n))]
-    mvec, offsets = _moment_vector(mom)
-    dtype = alphas.dtype
-    vec = jax.ShapeDtypeStruct((n_pad,), dtype)
+    vec = jax.ShapeDtypeStruct((n_pad,), alphas.dtype)
     ivec = jax.ShapeDtypeStruct((n_pad,), jnp.int32)
     spec = _block_spec(block)
     kernel = functools.partial(_kernel, config, d, k, layout, offsets, steps, tol, blowup)
     params = {} if interpret else {"compiler_params": _triton_params(num_warps)}
     outs = _pallas().pallas_call(
         kernel,
-        out_shape=[vec] * len(rows) + [vec] * 3 + [ivec] * 3,
+        out_shape=[vec] * len(rows) + [ivec, vec, ivec, ivec, vec, vec],
         grid=(n_pad // block,),
         in_specs=[_full_spec(mvec.shape[0])] + [spec] * (2 + len(rows)),
         out_specs=[spec] * (len(rows) + 6),
         interpret=interpret,
         **params,
     )(mvec, pad(alphas), pad(betas), *rows)
-    outs = [o[:n] for o in outs]
-    g, at = {}, 0
-    for name, shape in layout:
-        g[name] = jnp.stack(outs[at:at + _size(shape)]).reshape(*shape, n)
-        at += _size(shape)
-    r0, r_half, r_end, frozen, hit, div_at = outs[at:]
-    return g, (frozen != 0, r0, r_half, r_end, hit, div_at)
+    return [o[:n] for o in outs]
 
 
 def _pallas():

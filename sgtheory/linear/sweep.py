@@ -145,7 +145,8 @@ def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: Stat
     g0 = _grid.to_grid(config, states0)
     if fused:
         g, (frozen, r0, r_half, r_end, hit, div_at) = _fused.scan(
-            config, mom, g0, alphas, betas, steps=steps, tol=tol, blowup=blowup, interpret=fused == "interpret")
+            config, mom, g0, alphas, betas, steps=steps, tol=tol, blowup=blowup,
+            mode=fused if isinstance(fused, str) else "pallas")
         verdict = _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth)
     else:
         def update(g):
