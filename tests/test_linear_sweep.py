@@ -100,6 +100,7 @@ BAD = [
     (["--model", "deep-linear", "--depth", "-1"], "--depth"),
     (["--steps", "0"], "--steps"),
     (["--sg-layer", "9"], "sg_layer"),
+    (["--kernel", "cuda"], "--kernel"),
 ]
 
 

@@ -49,6 +49,8 @@ def register(sub) -> None:
     p.add_argument("--band", type=float, default=0.05, help="relative half-width of the boundary band (default 0.05)")
     p.add_argument("--no-theory", action="store_true", help="skip the linear-stability prediction")
     p.add_argument("--chunk-size", type=int, default=None, help="configurations per compiled chunk (default auto)")
+    p.add_argument("--kernel", default="auto", help="auto (default: the fused kernel on a GPU where it applies, "
+                   "else XLA), xla, or fused (one Pallas kernel for all steps; GPU, linear model, MSE)")
     p.add_argument("--out", default="sweep_out", help="output folder (default sweep_out)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.set_defaults(func=run)
@@ -113,6 +115,7 @@ def run(args) -> int:
     tol = positive(args.tol, "--tol")
     band = positive(args.band, "--band")
     dtype_name = choice(args.dtype, "--dtype", ("float32", "float64"))
+    choice(args.kernel, "--kernel", ("auto", "xla", "fused"))
     X, Y = make(args.dataset, dim, n, args.data_seed, target=target_for_loss(config.loss), noise=args.noise)
     out = ensure_writable_dir(args.out)
 
@@ -130,7 +133,7 @@ def run(args) -> int:
         problem = problem.without_samples()
     t0 = time.perf_counter()
     result = sweep(config, problem, alphas, betas, seeds=seeds, init_scales=scales, steps=steps, tol=tol,
-                   chunk_size=args.chunk_size)
+                   chunk_size=args.chunk_size, kernel=args.kernel)
     t_sweep = time.perf_counter() - t0
     summary = {"model": config.model, "depth": config.depth, "sg": config.sg, "sg_layer": config.sg_layer,
                "loss": config.loss, "dataset": args.dataset, "dim": dim, "grid": [len(alphas), len(betas)],
