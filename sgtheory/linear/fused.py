@@ -31,6 +31,17 @@ BLOCK = 256  # configurations per program (a power of two)
 NUM_WARPS = 4
 
 
+def available() -> bool:
+    """Whether this JAX has Pallas' Triton backend (deprecated in JAX 0.11 in favour of Mosaic GPU; when
+    it is gone, ``kernel="auto"`` falls back to XLA)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("jax.experimental.pallas.triton") is not None
+    except ImportError:
+        return False
+
+
 def applicable(config: Config, d_rows: int, k: int) -> bool:
     """Whether the fused kernel implements ``config`` on a problem with ``d_rows`` rows of θ (inputs,
     plus one for the bias) and ``k`` outputs."""
@@ -251,4 +262,4 @@ def _triton_params(num_warps):
     return plgpu.CompilerParams(num_warps=num_warps, num_stages=1)
 
 
-__all__ = ["applicable", "scan", "MAX_ROWS", "MAX_OUTPUTS", "BLOCK"]
+__all__ = ["available", "applicable", "scan", "MAX_ROWS", "MAX_OUTPUTS", "BLOCK"]

@@ -214,12 +214,13 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
     opt = optimum(config, problem)
     dtype = np.dtype(problem.dtype)
     W_opt, b_opt = np.asarray(opt.W, dtype), np.asarray(opt.b, dtype)
-    on_gpu = jax.default_backend() == "gpu"
-    small = _fused.applicable(config, W_opt.shape[0] + int(config.bias), W_opt.shape[1])
-    if kernel == "fused" and not (on_gpu and small and fast):
-        raise InputError("kernel fused: needs a GPU and the small whole-grid case (linear model, MSE, fixed "
-                         f"rates, moments, at most {_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
-    fused = kernel == "fused" or (kernel == "auto" and on_gpu and small)
+    gpu = jax.default_backend() == "gpu" and _fused.available()
+    small = fast and _fused.applicable(config, W_opt.shape[0] + int(config.bias), W_opt.shape[1])
+    if kernel == "fused" and not (gpu and small):
+        raise InputError("kernel fused: needs a GPU with Pallas' Triton backend and the small whole-grid case "
+                         "(linear model, MSE, fixed rates, moments, at most "
+                         f"{_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
+    fused = kernel == "fused" or (kernel == "auto" and gpu and small)
 
     shape = (seeds.size, scales.size, alphas.size, betas.size)
     total = int(np.prod(shape))
