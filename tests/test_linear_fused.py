@@ -9,7 +9,7 @@ import pytest
 from sgtheory import linear as L
 from sgtheory.errors import InputError
 from sgtheory.linear import fused, grid
-from sgtheory.linear.sweep import DIVERGED, run_grid
+from sgtheory.linear.sweep import DIVERGED, engine, run_grid
 
 
 def _problem(dim, k, seed=0):
@@ -79,6 +79,9 @@ def test_kernel_option_is_checked():
         with pytest.raises(InputError, match="kernel fused: needs a GPU"):
             L.sweep(cfg, pb, [0.1], [0.1], steps=5, kernel="fused")
     assert fused.applicable(cfg, 11, 1) and not fused.applicable(cfg, 101, 1)
+    deep = L.make_config("deep-linear", depth=1, width=3)
+    assert engine(cfg, pb, kernel="xla") == "grid" and engine(deep, pb) == "vmap"
+    assert engine(cfg, pb) == ("fused" if GPU else "grid") and engine(cfg, pb, fast=False) == "vmap"
     assert not fused.applicable(L.make_config("deep-linear", depth=1, width=3), 4, 1)
 
 

@@ -101,6 +101,7 @@ def run(args) -> int:
     from sgtheory.cli.main import emit
     from sgtheory.io import ensure_writable_dir
     from sgtheory.linear.datasets import DATASETS, make, target_for_loss
+    from sgtheory.linear.sweep import KERNELS
     from sgtheory.validate import choice, int_in_range, positive, positive_list
 
     # validate everything before any work or any file
@@ -115,7 +116,7 @@ def run(args) -> int:
     tol = positive(args.tol, "--tol")
     band = positive(args.band, "--band")
     dtype_name = choice(args.dtype, "--dtype", ("float32", "float64"))
-    choice(args.kernel, "--kernel", ("auto", "xla", "fused"))
+    choice(args.kernel, "--kernel", KERNELS)
     X, Y = make(args.dataset, dim, n, args.data_seed, target=target_for_loss(config.loss), noise=args.noise)
     out = ensure_writable_dir(args.out)
 
@@ -125,7 +126,7 @@ def run(args) -> int:
     import jax.numpy as jnp
 
     from sgtheory.linear import from_samples
-    from sgtheory.linear.sweep import sweep
+    from sgtheory.linear.sweep import engine, sweep
 
     problem64 = from_samples(X, Y, dtype=jnp.float64)
     problem = problem64.astype(jnp.float32 if dtype_name == "float32" else jnp.float64)
@@ -140,7 +141,8 @@ def run(args) -> int:
                "steps": steps, "seeds": len(seeds), "init_scales": scales.tolist(), "dtype": dtype_name,
                "counts": result.counts(), "sweep_seconds": round(t_sweep, 2),
                "config_steps_per_s": float(f"{result.status.size * steps / t_sweep:.4g}"),
-               "device": jax.devices()[0].platform}
+               "device": jax.devices()[0].platform,
+               "engine": engine(config, problem, kernel=args.kernel)}
     rho, mismatch, theory = None, None, {}
     if not args.no_theory:
         t1 = time.perf_counter()

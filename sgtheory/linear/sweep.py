@@ -182,6 +182,24 @@ def _run_chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, seed_
     return jax.vmap(one)(alphas, betas, starts)
 
 
+def engine(config: Config, problem, *, kernel: str = "auto", fast: bool = True) -> str:
+    """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options:
+    ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
+    whole-grid update of :mod:`sgtheory.linear.grid`) or ``"vmap"`` (``vmap`` of :func:`run_one`).
+    ``kernel="fused"`` where the fused kernel cannot run is an :class:`InputError`."""
+    kernel = choice(kernel, "kernel", KERNELS)
+    whole = fast and _grid.applicable(config)
+    gpu = jax.default_backend() == "gpu" and _fused.available()
+    small = whole and _fused.applicable(config, problem.d + int(config.bias), problem.k)
+    if kernel == "fused" and not (gpu and small):
+        raise InputError("kernel fused: needs a GPU with Pallas' Triton backend and the small whole-grid case "
+                         "(linear model, MSE, fixed rates, moments, at most "
+                         f"{_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
+    if kernel == "fused" or (kernel == "auto" and gpu and small):
+        return "fused"
+    return "grid" if whole else "vmap"
+
+
 def _check_rates(values, name):
     return positive_list(np.atleast_1d(np.asarray(values, dtype=float)).tolist(), name)
 
@@ -210,17 +228,10 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
         raise InputError("seeds: empty list")
     scales = _check_rates(init_scales, "init_scales")
     steps = int_in_range(steps, "steps", lo=1)
-    kernel = choice(kernel, "kernel", KERNELS)
+    path = engine(config, problem, kernel=kernel, fast=fast)
     opt = optimum(config, problem)
     dtype = np.dtype(problem.dtype)
     W_opt, b_opt = np.asarray(opt.W, dtype), np.asarray(opt.b, dtype)
-    gpu = jax.default_backend() == "gpu" and _fused.available()
-    small = fast and _fused.applicable(config, W_opt.shape[0] + int(config.bias), W_opt.shape[1])
-    if kernel == "fused" and not (gpu and small):
-        raise InputError("kernel fused: needs a GPU with Pallas' Triton backend and the small whole-grid case "
-                         "(linear model, MSE, fixed rates, moments, at most "
-                         f"{_fused.MAX_ROWS} inputs and {_fused.MAX_OUTPUTS} outputs)")
-    fused = kernel == "fused" or (kernel == "auto" and gpu and small)
 
     shape = (seeds.size, scales.size, alphas.size, betas.size)
     total = int(np.prod(shape))
@@ -230,7 +241,7 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
         chunk_size = max(256, 2 ** int(math.log2(max(1, 2 ** 20 // max(n_state, 16)))))
     chunk = int(min(int_in_range(chunk_size, "chunk_size", lo=1), total))
     run = functools.partial(_run_chunk, config, problem, W_opt, b_opt, base, steps=steps, tol=tol,
-                            whole_grid=fast and _grid.applicable(config), fused=fused)
+                            whole_grid=path != "vmap", fused=path == "fused")
     coords = (alphas.astype(dtype), betas.astype(dtype), scales.astype(dtype))
     out = None
     with bar(total, desc="sweep", unit="cfg", enabled=progress) as pb:
@@ -249,4 +260,4 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
                        _KEYS))
 
 
-__all__ = ["STATUS", "SweepResult", "scaled", "run_one", "run_grid", "sweep"]
+__all__ = ["STATUS", "KERNELS", "SweepResult", "engine", "scaled", "run_one", "run_grid", "sweep"]
