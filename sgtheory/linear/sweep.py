@@ -169,17 +169,21 @@ def _initial_states(config: Config, problem, seeds):
     return jax.vmap(lambda s: init(config, problem, key=jax.random.PRNGKey(s)))(seeds)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "steps", "tol", "whole_grid", "fused"))
-def _run_chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, seed_index, scales, *, steps: int,
-               tol: float, whole_grid: bool, fused):
-    """One chunk of a sweep: configuration c starts from seed ``seed_index[c]``'s init scaled by
-    ``scales[c]`` and runs at (``alphas[c]``, ``betas[c]``). Compiled once per config, shapes and
-    options (the problem is an argument, so sweeps of other problems of the same shape reuse it)."""
-    starts = jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(seed_index, scales)
+@functools.partial(jax.jit, static_argnames=("config", "steps", "tol", "whole_grid", "fused", "shape", "chunk"))
+def _run_chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, scales, lo, *, steps: int, tol: float,
+               whole_grid: bool, fused: bool, shape: tuple, chunk: int):
+    """Configurations ``lo`` .. ``lo + chunk − 1`` of the (seed, init scale, α, β) grid of ``shape``
+    (row-major; past the end, the last one is repeated): each starts from its seed's init in ``base``
+    scaled by its init scale and runs at its (α, β). The indices and coordinates are worked out here, on
+    the device. Compiled once per config, grid shape and options (the problem is an argument)."""
+    flat = jnp.minimum(lo + jnp.arange(chunk, dtype=jnp.int32), math.prod(shape) - 1)
+    si, ci, ai, bi = jnp.unravel_index(flat, shape)
+    a, b = alphas[ai], betas[bi]
+    starts = jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, scales[ci])
     if whole_grid:
-        return run_grid(config, problem, W_opt, b_opt, alphas, betas, starts, steps=steps, tol=tol, fused=fused)
+        return run_grid(config, problem, W_opt, b_opt, a, b, starts, steps=steps, tol=tol, fused=fused)
     one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
-    return jax.vmap(one)(alphas, betas, starts)
+    return jax.vmap(one)(a, b, starts)
 
 
 def engine(config: Config, problem, *, kernel: str = "auto", fast: bool = True) -> str:
@@ -235,21 +239,21 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
 
     shape = (seeds.size, scales.size, alphas.size, betas.size)
     total = int(np.prod(shape))
+    if total >= 2 ** 31:
+        raise InputError(f"sweep: {total} configurations; at most 2^31 − 1 in one sweep (split it)")
     base = _initial_states(config, problem, seeds.astype(np.uint32))
     if chunk_size is None:
         n_state = sum(math.prod(v.shape[1:]) for v in jax.tree_util.tree_leaves(base))
         chunk_size = max(256, 2 ** int(math.log2(max(1, 2 ** 20 // max(n_state, 16)))))
     chunk = int(min(int_in_range(chunk_size, "chunk_size", lo=1), total))
-    run = functools.partial(_run_chunk, config, problem, W_opt, b_opt, base, steps=steps, tol=tol,
-                            whole_grid=path != "vmap", fused=path == "fused")
-    coords = (alphas.astype(dtype), betas.astype(dtype), scales.astype(dtype))
+    run = functools.partial(_run_chunk, config, problem, W_opt, b_opt, base, alphas.astype(dtype),
+                            betas.astype(dtype), scales.astype(dtype), steps=steps, tol=tol,
+                            whole_grid=path != "vmap", fused=path == "fused", shape=shape, chunk=chunk)
     out = None
     with bar(total, desc="sweep", unit="cfg", enabled=progress) as pb:
         for lo in range(0, total, chunk):
             hi = min(lo + chunk, total)
-            flat = np.minimum(np.arange(lo, lo + chunk), total - 1)  # the last chunk is padded by repetition
-            si, ci, ai, bi = np.unravel_index(flat, shape)
-            res = run(coords[0][ai], coords[1][bi], si.astype(np.int32), coords[2][ci])
+            res = run(np.int32(lo))
             res = {k: np.asarray(v)[: hi - lo] for k, v in res.items()}
             if out is None:
                 out = {k: np.empty(total, v.dtype) for k, v in res.items()}
