@@ -11,8 +11,12 @@ of :func:`sgtheory.linear.grid.gradients` and the freezing / bookkeeping that of
 (tests check both against the XLA path). Unrolling makes the program grow as d'²·k, so the kernel is
 used only for small problems (:func:`applicable`); larger ones are matrix-product bound and stay on XLA.
 
-``interpret=True`` runs the same kernel through Pallas' interpreter (any backend; slow), which is how
-the CPU test suite checks it.
+``mode="interpret"`` runs the same kernel through Pallas' interpreter (any backend; slow), which is how
+the CPU test suite checks it; the compiled kernel is tested on a GPU by the same tests.
+
+Measured on an H100 (2^20 configurations × 1,000 steps, d = 10, float32): 6.2e10 config-steps/s for the
+kernel (every block size from 64 to 1,024 configurations and 1–8 warps within 6% of each other), against
+3.7e9 for the XLA scan; see ``benchmarks/sweep_throughput.py``.
 """
 
 from __future__ import annotations
