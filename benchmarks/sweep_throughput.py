@@ -15,6 +15,11 @@ charges it a whole separate process timed from outside (start-up, imports, compi
 first with an empty persistent compilation cache (``cold_cache``: a first run) and then again with the
 cache that run left (``warm_cache``: every later run of the same sweep; see :mod:`sgtheory.jaxcache`).
 This process itself never enables the cache, so its in-process figures always include compilation.
+On the CPU every process here asks XLA for one device per core before JAX starts, as ``sgtheory sweep``
+does (:mod:`sgtheory.hostdevices`), and the sweep splits its configurations over them. The issue's own
+command, ``sgtheory sweep --model linear --sg cond-linear --dim 10 --grid 128 --steps 1000 --json``, is
+timed as a whole process too, as it is (``*_cli_full_*``: it also computes the theory and writes its
+files and PNG) and with ``--no-theory --no-plot`` (``*_cli_sweep_*``: the sweep and its npz / json).
 
 Config-steps per second of both and their ratios go to ``benchmarks/results/sweep_throughput.json`` (or
 ``sweep_throughput_quick.json``, or ``--out``), with the machine and the command. On a GPU (when JAX
@@ -73,7 +78,9 @@ _CHILD = """
 import sys
 import numpy as np
 sys.path.insert(0, {bench!r})
+from sgtheory.hostdevices import one_device_per_core
 from sgtheory.jaxcache import enable
+one_device_per_core()  # as the sgtheory command does
 enable()
 import jax.numpy as jnp
 from sweep_throughput import population
@@ -87,20 +94,41 @@ sweep(Config(sg="cond-linear", bias=False), pb, np.geomspace(1e-2, 1.0, {grid}),
 def whole_process(d: int, grid: int, steps: int) -> dict:
     """Wall time of a whole Python process that imports sgtheory and runs the sweep (interpreter start,
     imports, compilation, the sweep and the exit), timed from outside: once with an empty compilation
-    cache (cold, a first run) and once more with the cache it left (warm, any later run)."""
+    cache (cold, a first run) and once more with the cache it left (warm, any later run). The child
+    asks for one XLA CPU device per core before JAX starts, as ``sgtheory sweep`` does."""
+    code = _CHILD.format(bench=str(Path(__file__).resolve().parent), d=d, grid=grid, steps=steps)
+    return _timed_twice([sys.executable, "-c", code])
+
+
+def _timed_twice(cmd: list[str]) -> dict:
+    """Wall seconds of ``cmd`` with an empty compilation cache, then with the cache it left."""
     import subprocess
     import tempfile
 
-    code = _CHILD.format(bench=str(Path(__file__).resolve().parent), d=d, grid=grid, steps=steps)
     times = {}
     with tempfile.TemporaryDirectory() as cache:
         # on a GPU this process already holds most of the memory (JAX preallocates): the child takes what it needs
         env = {**os.environ, "SGTHEORY_JAX_CACHE": cache, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+        env.pop("XLA_FLAGS", None)
         for name in ("cold_cache", "warm_cache"):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             times[name] = time.perf_counter() - t0
     return times
+
+
+def cli_process(grid: int, steps: int, *extra: str) -> dict:
+    """Wall time of the issue's command ``sgtheory sweep --model linear --sg cond-linear --dim 10 --grid G
+    --steps S --json`` (as ``python -m sgtheory``) as a whole process, cold and warm cache. Its sweep is
+    the CLI's own data set with a bias: the same d, one more input row (14 floats of state, not 13). With
+    no ``extra`` it also computes the linear-stability theory and writes the phase-diagram PNG, which the
+    numpy loop does not do; ``--no-theory --no-plot`` leaves the sweep and its npz / json files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "sgtheory", "sweep", "--model", "linear", "--sg", "cond-linear", "--dim", "10",
+               "--grid", str(grid), "--steps", str(steps), "--json", "--out", out, *extra]
+        return _timed_twice(cmd)
 
 
 def gpu_rows(cfg, steps: int, side: int) -> dict:
@@ -144,6 +172,9 @@ def main(argv=None) -> int:
     n_np = args.numpy_configs or (4 if args.quick else 20)
     dims = [int(x) for x in args.dims.split(",")]
 
+    from sgtheory.hostdevices import cores, one_device_per_core
+
+    one_device_per_core()  # before JAX starts, as the sgtheory command does: the sweep splits over the cores
     import jax
     import jax.numpy as jnp
 
@@ -177,6 +208,9 @@ def main(argv=None) -> int:
         sweep_rate = n_cfg * args.steps / t_sweep
         np_rate = n_np * args.steps / t_np
         proc = whole_process(d, grid, args.steps)
+        if d == 10:
+            proc.update({f"cli_sweep_{k}": v for k, v in cli_process(grid, args.steps, "--no-theory", "--no-plot").items()})
+            proc.update({f"cli_full_{k}": v for k, v in cli_process(grid, args.steps).items()})
         rows.append({"dim": d, "configs": n_cfg, "steps": args.steps, "sweep_seconds_incl_compile": round(t_sweep, 3),
                      "sweep_config_steps_per_s": float(f"{sweep_rate:.4g}"), "numpy_configs": n_np,
                      "numpy_seconds": round(t_np, 3), "numpy_config_steps_per_s": float(f"{np_rate:.4g}"),
@@ -197,11 +231,20 @@ def main(argv=None) -> int:
               f"{r['numpy_config_steps_per_s']:>18.4g} {r['ratio']:>8.4g} {r['process_seconds_cold_cache']:>16.3f} "
               f"{r['ratio_whole_process_cold_cache']:>7.4g} {r['process_seconds_warm_cache']:>7.3f} "
               f"{r['ratio_whole_process_warm_cache']:>7.4g}")
+    for r in rows:
+        for name, what in (("cli_sweep", "--no-theory --no-plot"), ("cli_full", "theory, files and PNG included")):
+            if f"process_seconds_{name}_warm_cache" in r:
+                print(f"sgtheory sweep, d={r['dim']} ({what}): whole process "
+                      f"{r[f'process_seconds_{name}_cold_cache']:.2f} s cold "
+                      f"({r[f'ratio_whole_process_{name}_cold_cache']:.3g}x), "
+                      f"{r[f'process_seconds_{name}_warm_cache']:.2f} s warm "
+                      f"({r[f'ratio_whole_process_{name}_warm_cache']:.3g}x)")
     print(f"GPU: {gpu}")
     out = {"benchmark": "sweep_throughput", "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "jax_backend": platform_name,
-                       "load_average_1min": round(os.getloadavg()[0], 2)},
+                       "load_average_1min": round(os.getloadavg()[0], 2),
+                       "xla_cpu_devices_in_children": cores()},
            "dtype": "float32", "rows": rows, "gpu": gpu,
            "seconds_to_import_jax_and_sgtheory": round(t_imports, 2),
            "process_seconds_total": round(process, 2)}

@@ -97,3 +97,39 @@ def test_compilation_cache_stores_programs(tmp_path):
     env = {**os.environ, "SGTHEORY_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize("preset", [None, "--xla_force_host_platform_device_count=3"])
+def test_one_device_per_core(preset):
+    """``sgtheory sweep`` asks XLA for one CPU device per core before JAX starts; a count already in
+    XLA_FLAGS is the user's and is kept."""
+    from sgtheory.hostdevices import cores
+
+    code = ("from sgtheory.hostdevices import one_device_per_core as f; s = f(); import jax; "
+            "print(s, len(jax.devices('cpu')), f())")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    if preset:
+        env["XLA_FLAGS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    set_flag, n, again = out.stdout.split()
+    assert again == "False"  # JAX is loaded: too late, nothing changes
+    if preset:
+        assert (set_flag, n) == ("False", "3")
+    else:
+        assert (set_flag, int(n)) == (str(cores() > 1), max(cores(), 1))
+
+
+def test_console_entry_fast_exit_keeps_output_and_exit_code(tmp_path):
+    """``python -m sgtheory`` (the console script's entry) ends with os._exit after main returns: its
+    stdout line, its files and its exit codes (0, and 2 for bad input) must all survive that."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "sgtheory", "sweep", "--grid", "3", "--steps", "20", "--dim", "2", "--json",
+           "--no-plot", "--out", str(tmp_path / "o")]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert sum(json.loads(ok.stdout.strip().splitlines()[-1])["counts"].values()) == 9
+    assert {p.name for p in (tmp_path / "o").iterdir()} == {"sweep.npz", "sweep.json"}
+    bad = subprocess.run(cmd[:-2] + ["--steps", "0", "--out", str(tmp_path / "b")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "--steps" in bad.stderr and not (tmp_path / "b").exists()

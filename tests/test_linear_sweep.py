@@ -129,3 +129,40 @@ def test_cli_sweep_writes_outputs(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"sweep.npz", "sweep.json", "phase_diagram.png"}
     assert 0.0 <= summary["theory_agreement"] <= 1.0 and "band" in summary
     assert sum(summary["counts"].values()) == 36
+
+
+_SPLIT_CHILD = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from sgtheory import linear as L
+from sgtheory.linear.sweep import DIVERGED, _mesh
+assert len(jax.devices()) == 2 and _mesh(576, None).size == 2 and _mesh(576, 288) is None
+X, Y = L.datasets.make("teacher", 4, 200, 0, noise=0.5)
+pb = L.from_samples(X, Y).without_samples()
+a, b = np.geomspace(0.01, 5, 24), np.geomspace(0.01, 5, 24)
+for cfg in (L.Config(sg="cond-linear"), L.make_config("deep-linear", depth=1, width=3, sg="cond-linear", sg_layer=1)):
+    split = L.sweep(cfg, pb, a, b, steps=300)              # 576 configurations over the 2 devices
+    # one device, two chunks of the devices' shape (a different batch shape can change round-off, which the
+    # deep net's chaotic cells near α ≈ 0.4 amplify to O(1) within 300 steps, even in float64)
+    one = L.sweep(cfg, pb, a, b, steps=300, chunk_size=288)
+    np.testing.assert_array_equal(split.status, one.status)
+    assert (split.status == DIVERGED).any() and (split.status != DIVERGED).any()
+    ok = split.status != DIVERGED
+    for f in ("final_loss", "distance", "residual"):
+        # float64; the devices' kernels may associate sums differently (round-off ~1e-16 per step)
+        np.testing.assert_allclose(getattr(split, f)[ok], getattr(one, f)[ok], rtol=1e-6, atol=1e-10)
+print("ok")
+"""
+
+
+def test_sweep_split_over_cpu_devices_equals_one_device():
+    """Two XLA CPU devices (as ``sgtheory sweep`` sets up on a 2-core machine): the split sweep gives
+    the verdicts and numbers of the one-device sweep. A child process, since the device count is fixed
+    when JAX starts."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _SPLIT_CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

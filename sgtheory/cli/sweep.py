@@ -2,7 +2,7 @@
 
 Runs an α × β grid (× seeds × init scales) with :func:`sgtheory.linear.sweep`, linearises the joint
 dynamics at its fixed point (:mod:`sgtheory.linear.theory`), and writes ``sweep.npz`` (coordinates,
-verdicts, ρ), ``sweep.json`` (the summary) and ``phase_diagram.png`` into ``--out``.
+verdicts, ρ), ``sweep.json`` (the summary) and ``phase_diagram.png`` (unless ``--no-plot``) into ``--out``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (default) or float64 for the simulation")
     p.add_argument("--band", type=float, default=0.05, help="relative half-width of the boundary band (default 0.05)")
     p.add_argument("--no-theory", action="store_true", help="skip the linear-stability prediction")
+    p.add_argument("--no-plot", action="store_true", help="skip phase_diagram.png (scripted sweeps: saves ~0.5 s)")
     p.add_argument("--chunk-size", type=int, default=None, help="configurations per compiled chunk (default auto)")
     p.add_argument("--kernel", default="auto", help="auto (default: the fused kernel on a GPU where it applies, "
                    "else XLA), xla, or fused (one Pallas kernel for all steps; GPU, linear model, MSE)")
@@ -149,7 +150,7 @@ def run(args) -> int:
         theory, rho, mismatch = _theory(config, problem64, result, seeds[0], float(scales[0]), band)
         theory["theory_seconds"] = round(time.perf_counter() - t1, 2)
     summary.update(theory)
-    _write(out, result, rho, mismatch, summary, config)
+    _write(out, result, rho, mismatch, summary, config, plot=not args.no_plot)
     text = (f"sweep: {result.status.size} runs in {t_sweep:.1f}s, " +
             ", ".join(f"{v} {k}" for k, v in result.counts().items()) +
             (f"; theory_agreement {summary['theory_agreement']:.4f}" if "theory_agreement" in summary else "") +
@@ -185,16 +186,19 @@ def _theory(config, problem64, result, seed, scale, band):
     return out, rho, mismatch
 
 
-def _write(out, result, rho, mismatch, summary, config):
+def _write(out, result, rho, mismatch, summary, config, *, plot=True):
     from sgtheory.io import savefig, savez, write_json
-    from sgtheory.linear.plots import plot_phase_diagram
-    from sgtheory.plotting import figure
 
     arrays = result.arrays()
     if rho is not None:
         arrays.update(rho=rho, mismatch=mismatch)
     savez(out / "sweep.npz", arrays)
     write_json(out / "sweep.json", summary)
+    if not plot:
+        return
+    from sgtheory.linear.plots import plot_phase_diagram  # matplotlib: imported only when plotting
+    from sgtheory.plotting import figure
+
     layer = "" if config.sg == "none" else f" at layer {config.sg_layer}"
     title = f"{config.model} (depth {config.depth}), {config.loss}, SG {config.sg}{layer}"
     with figure() as (fig, ax):

@@ -72,11 +72,19 @@ class Problem(NamedTuple):
 
     def astype(self, dtype) -> "Problem":
         """The same problem with every array cast to ``dtype`` (e.g. float32 for sweeps)."""
-        return Problem(*(None if a is None else jnp.asarray(a, dtype=dtype) for a in self))
+        return Problem(*(None if a is None else _to_device(a, dtype) for a in self))
 
     def without_samples(self) -> "Problem":
         """The moments-only version of this problem."""
         return self._replace(X=None, Y=None)
+
+
+def _to_device(a, dtype) -> jnp.ndarray:
+    """``a`` as a JAX array of ``dtype``: cast in numpy (round to nearest, as XLA), then one transfer.
+    ``jnp.asarray`` would compile and run a small program per new float32 shape (~7 ms each)."""
+    import jax
+
+    return jax.device_put(np.asarray(a).astype(dtype, copy=False))
 
 
 def augmented_moments(Sxx, Sxy, Syy, mx, my) -> np.ndarray:
@@ -122,7 +130,7 @@ def from_moments(Sxx, Sxy, Syy, mx=None, my=None, *, X=None, Y=None, dtype=None)
     rx, ry, ru = _square_root_rows(augmented_moments(Sxx, Sxy, Syy, mx, my), d, k)
     dtype = dtype or jnp.asarray(0.0).dtype
     arrays = (Sxx, Sxy, Syy, mx, my, rx, ry, ru, X, Y)
-    return Problem(*(None if a is None else jnp.asarray(a, dtype=dtype) for a in arrays))
+    return Problem(*(None if a is None else _to_device(a, dtype) for a in arrays))
 
 
 def from_samples(X, Y, *, dtype=None) -> Problem:

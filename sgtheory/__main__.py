@@ -1,0 +1,5 @@
+"""``python -m sgtheory``: the ``sgtheory`` command."""
+
+from sgtheory.cli.main import entry
+
+entry()
