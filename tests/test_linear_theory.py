@@ -111,3 +111,34 @@ def test_band_excludes_cells_next_to_the_boundary():
     band = in_band(rho, a, np.array([1.0, 2.0, 3.0]))
     near = np.abs(np.log(a / 2.0)) < np.log(1.05)
     assert band[near].all() and not band[np.abs(np.log(a / 2.0)) > 0.2].any()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_block_triangular_shortcut_equals_full_eigenproblems(bias):
+    """Linear model, MSE, fitted cond-linear SG: J is block triangular, and the per-rate shortcut of
+    spectral_radius gives the per-pair eigenvalue answer (float64 eigenvalues of the same matrices: 1e-12)."""
+    X, Y = L.datasets.make("teacher", 6, 300, 0, noise=0.5)
+    pb = L.from_samples(X, Y).without_samples()
+    cfg = L.Config(sg="cond-linear", bias=bias)
+    fixed, res = T.fixed_point(cfg, pb, L.init(cfg, pb, key=jax.random.PRNGKey(0)))
+    lin = T.linearise(cfg, pb, fixed, residual=res)
+    assert lin.n_neutral == 0 and T._triangular_blocks(lin) is not None
+    rng = np.random.default_rng(0)
+    a, b = np.exp(rng.uniform(-5, 2.5, (40, 1))), np.exp(rng.uniform(-5, 2.5, (1, 30)))
+    full = T.spectral_radius(lin._replace(model_rows=None), a, b)
+    fast = T.spectral_radius(lin, a, b)
+    np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-12)
+    assert (full < 1).any() and (full > 1).any()
+    # and the direct Jacobian of the update map agrees at a few pairs
+    for i, j in [(0, 0), (7, 11), (39, 29)]:
+        J = np.asarray(jacobian(cfg, pb, fixed, float(a[i, 0]), float(b[0, j])))
+        np.testing.assert_allclose(fast[i, j], np.abs(np.linalg.eigvals(J)).max(), rtol=1e-10)
+
+
+def test_block_shortcut_not_taken_when_coupled():
+    """A deep linear net's SG block is coupled to the model (and has neutral directions): full path."""
+    X, Y = L.datasets.make("teacher", 3, 200, 0, noise=0.5)
+    pb = L.from_samples(X, Y).without_samples()
+    cfg = L.make_config("deep-linear", depth=1, width=3, sg="cond-linear", sg_layer=1)
+    fixed, res = T.fixed_point(cfg, pb, L.init(cfg, pb, key=jax.random.PRNGKey(0)))
+    assert T._triangular_blocks(T.linearise(cfg, pb, fixed, residual=res)) is None

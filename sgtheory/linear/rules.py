@@ -17,6 +17,7 @@ All of a step's updates are computed from the same state (simultaneous update):
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -225,11 +226,13 @@ def effective(state: State):
     return W, b
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def fit_sg(config: Config, problem, state: State) -> State:
     """Refit every linear SG module by least squares onto its current target, top module first.
 
     For bootstrapped SGs each module's target uses the already refitted module above. With MSE and a
-    cond-linear SG the fit is exact (Czarnecki et al. 2017: ∂L/∂h is linear in (h, y, 1)).
+    cond-linear SG the fit is exact (Czarnecki et al. 2017: ∂L/∂h is linear in (h, y, 1)). Compiled
+    (one program, not a least-squares solver dispatched op by op: 0.3 s per process before).
     """
     if config.sg not in ("linear", "cond-linear"):
         raise InputError(f"fit_sg: needs a linear SG (linear or cond-linear), not {config.sg!r}")
