@@ -12,8 +12,9 @@ at d = 10. Both sides run the same full-batch update, float32, ``--steps`` steps
 ``ratio`` divides the two rates; ``ratio_counting_imports`` also charges the sweep the interpreter's
 start-up and the JAX/sgtheory imports (this process up to the sweep's end). ``ratio_whole_process_*``
 charges it a whole separate process timed from outside (start-up, imports, compilation, sweep, exit),
-first with an empty persistent compilation cache (``cold_cache``: a first run) and then again with the
-cache that run left (``warm_cache``: every later run of the same sweep; see :mod:`sgtheory.jaxcache`).
+first with an empty persistent compilation cache (``cold_cache``: a first run) and then five times with the
+cache that run left (``warm_cache``, their median: every later run of the same sweep; see
+:mod:`sgtheory.jaxcache`).
 This process itself never enables the cache, so its in-process figures always include compilation.
 On the CPU every process here asks XLA for one device per core before JAX starts, as ``sgtheory sweep``
 does (:mod:`sgtheory.hostdevices`), and the sweep splits its configurations over them. The issue's own
@@ -100,21 +101,30 @@ def whole_process(d: int, grid: int, steps: int) -> dict:
     return _timed_twice([sys.executable, "-c", code])
 
 
+WARM_REPEATS = 5
+
+
 def _timed_twice(cmd: list[str]) -> dict:
-    """Wall seconds of ``cmd`` with an empty compilation cache, then with the cache it left."""
+    """Wall seconds of ``cmd`` with an empty compilation cache, then the median of ``WARM_REPEATS`` runs
+    with the cache it left (this shared 2-core machine varies by ±15% from run to run); the warm runs'
+    fastest and slowest go in too."""
+    import statistics
     import subprocess
     import tempfile
 
-    times = {}
+    def timed(env):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
     with tempfile.TemporaryDirectory() as cache:
         # on a GPU this process already holds most of the memory (JAX preallocates): the child takes what it needs
         env = {**os.environ, "SGTHEORY_JAX_CACHE": cache, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         env.pop("XLA_FLAGS", None)
-        for name in ("cold_cache", "warm_cache"):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-            times[name] = time.perf_counter() - t0
-    return times
+        cold = timed(env)
+        warm = [timed(env) for _ in range(WARM_REPEATS)]
+    return {"cold_cache": cold, "warm_cache": statistics.median(warm), "warm_cache_fastest": min(warm),
+            "warm_cache_slowest": max(warm)}
 
 
 def cli_process(grid: int, steps: int, *extra: str) -> dict:
@@ -164,12 +174,12 @@ def main(argv=None) -> int:
     parser.add_argument("--grid", type=int, default=None, help="N for the N×N sweep (default 128; quick 32)")
     parser.add_argument("--steps", type=int, default=1000, help="steps per configuration (default 1000)")
     parser.add_argument("--dims", default="10,100", help="input dimensions (default 10,100)")
-    parser.add_argument("--numpy-configs", type=int, default=None, help="numpy loop configurations (default 20; quick 4)")
+    parser.add_argument("--numpy-configs", type=int, default=None, help="numpy loop configurations (default 60; quick 4)")
     parser.add_argument("--gpu-side", type=int, default=1024, help="GPU grid side (default 1024: 2^20 configurations)")
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/sweep_throughput[_quick].json)")
     args = parser.parse_args(argv)
     grid = args.grid or (32 if args.quick else 128)
-    n_np = args.numpy_configs or (4 if args.quick else 20)
+    n_np = args.numpy_configs or (4 if args.quick else 60)
     dims = [int(x) for x in args.dims.split(",")]
 
     from sgtheory.hostdevices import cores, one_device_per_core
