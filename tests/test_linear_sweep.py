@@ -135,8 +135,8 @@ _SPLIT_CHILD = """
 import jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 from sgtheory import linear as L
-from sgtheory.linear.sweep import DIVERGED, _mesh
-assert len(jax.devices()) == 2 and _mesh(576, None).size == 2 and _mesh(576, 288) is None
+from sgtheory.linear.sweep import DIVERGED, devices_used
+assert len(jax.devices()) == 2 and devices_used(576) == 2 and devices_used(576, 288) == 1 and devices_used(300) == 1
 X, Y = L.datasets.make("teacher", 4, 200, 0, noise=0.5)
 pb = L.from_samples(X, Y).without_samples()
 a, b = np.geomspace(0.01, 5, 24), np.geomspace(0.01, 5, 24)

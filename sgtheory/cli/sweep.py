@@ -127,7 +127,7 @@ def run(args) -> int:
     import jax.numpy as jnp
 
     from sgtheory.linear import from_samples
-    from sgtheory.linear.sweep import engine, sweep
+    from sgtheory.linear.sweep import devices_used, engine, sweep
 
     problem64 = from_samples(X, Y, dtype=jnp.float64)
     problem = problem64.astype(jnp.float32 if dtype_name == "float32" else jnp.float64)
@@ -143,7 +143,8 @@ def run(args) -> int:
                "counts": result.counts(), "sweep_seconds": round(t_sweep, 2),
                "config_steps_per_s": float(f"{result.status.size * steps / t_sweep:.4g}"),
                "device": jax.devices()[0].platform,
-               "engine": engine(config, problem, kernel=args.kernel)}
+               "engine": engine(config, problem, kernel=args.kernel),
+               "devices": devices_used(result.status.size, args.chunk_size)}
     rho, mismatch, theory = None, None, {}
     if not args.no_theory:
         t1 = time.perf_counter()

@@ -229,6 +229,12 @@ def _mesh(total: int, chunk_size: int | None):
     return jax.sharding.Mesh(np.asarray(devices[:n]), ("configs",))
 
 
+def devices_used(total: int, chunk_size: int | None = None) -> int:
+    """How many devices :func:`sweep` splits a ``total``-configuration sweep over (see :func:`_mesh`)."""
+    mesh = _mesh(total, chunk_size)
+    return 1 if mesh is None else mesh.size
+
+
 def engine(config: Config, problem, *, kernel: str = "auto", fast: bool = True) -> str:
     """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options:
     ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
@@ -320,4 +326,4 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
                        _KEYS))
 
 
-__all__ = ["STATUS", "KERNELS", "SweepResult", "engine", "scaled", "run_one", "run_grid", "sweep"]
+__all__ = ["STATUS", "KERNELS", "SweepResult", "devices_used", "engine", "scaled", "run_one", "run_grid", "sweep"]
