@@ -216,8 +216,9 @@ def _mesh(total: int, chunk_size: int | None):
 
     Only the CPU backend is split: there, one XLA device per core runs its share single-threaded, which
     beats one device's multi-threaded small kernels (1.6x on 2 cores; the ``sgtheory`` command exposes
-    one device per core, :func:`sgtheory.hostdevices.one_device_per_core`). Sweeps under 512
-    configurations, or with an explicit ``chunk_size`` under 256, stay on one device."""
+    one device per core, :func:`sgtheory.hostdevices.one_device_per_core`). Every device gets at least 256
+    configurations: sweeps under 512 configurations, or with an explicit ``chunk_size`` under 512, stay on
+    one device."""
     if jax.default_backend() != "cpu":
         return None
     devices = jax.devices()
