@@ -94,17 +94,16 @@ sweep(Config(sg="cond-linear", bias=False), pb, np.geomspace(1e-2, 1.0, {grid}),
 
 def whole_process(d: int, grid: int, steps: int) -> dict:
     """Wall time of a whole Python process that imports sgtheory and runs the sweep (interpreter start,
-    imports, compilation, the sweep and the exit), timed from outside: once with an empty compilation
-    cache (cold, a first run) and once more with the cache it left (warm, any later run). The child
-    asks for one XLA CPU device per core before JAX starts, as ``sgtheory sweep`` does."""
+    imports, compilation, the sweep and the exit), timed from outside by :func:`_timed_cold_and_warm`.
+    The child asks for one XLA CPU device per core before JAX starts, as ``sgtheory sweep`` does."""
     code = _CHILD.format(bench=str(Path(__file__).resolve().parent), d=d, grid=grid, steps=steps)
-    return _timed_twice([sys.executable, "-c", code])
+    return _timed_cold_and_warm([sys.executable, "-c", code])
 
 
 WARM_REPEATS = 5
 
 
-def _timed_twice(cmd: list[str]) -> dict:
+def _timed_cold_and_warm(cmd: list[str]) -> dict:
     """Wall seconds of ``cmd`` with an empty compilation cache, then the median of ``WARM_REPEATS`` runs
     with the cache it left (this shared 2-core machine varies by ±15% from run to run); the warm runs'
     fastest and slowest go in too."""
@@ -129,7 +128,7 @@ def _timed_twice(cmd: list[str]) -> dict:
 
 def cli_process(grid: int, steps: int, *extra: str) -> dict:
     """Wall time of the issue's command ``sgtheory sweep --model linear --sg cond-linear --dim 10 --grid G
-    --steps S --json`` (as ``python -m sgtheory``) as a whole process, cold and warm cache. Its sweep is
+    --steps S --json`` (as ``python -m sgtheory``) as a whole process (:func:`_timed_cold_and_warm`). Its sweep is
     the CLI's own data set with a bias: the same d, one more input row (14 floats of state, not 13). With
     no ``extra`` it also computes the linear-stability theory and writes the phase-diagram PNG, which the
     numpy loop does not do; ``--no-theory --no-plot`` leaves the sweep and its npz / json files."""
@@ -138,7 +137,7 @@ def cli_process(grid: int, steps: int, *extra: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "sgtheory", "sweep", "--model", "linear", "--sg", "cond-linear", "--dim", "10",
                "--grid", str(grid), "--steps", str(steps), "--json", "--out", out, *extra]
-        return _timed_twice(cmd)
+        return _timed_cold_and_warm(cmd)
 
 
 def gpu_rows(cfg, steps: int, side: int) -> dict:
