@@ -11,6 +11,7 @@ never an error. The library itself never switches it on: only the entry points c
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ENV = "SGTHEORY_JAX_CACHE"
@@ -30,7 +31,10 @@ def cache_dir() -> Path | None:
 
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at :func:`cache_dir` (every program, however quick to
-    compile). Call before the first compilation. Returns the folder, or None if off or unwritable."""
+    compile). Call before the first compilation. Before JAX is imported this only sets JAX's own
+    environment variables (``JAX_COMPILATION_CACHE_DIR`` and the two thresholds), which JAX reads when
+    it starts, so a command pays for the JAX import only once it needs JAX (and child processes inherit
+    the cache); afterwards it updates ``jax.config``. Returns the folder, or None if off or unwritable."""
     path = cache_dir()
     if path is None:
         return None
@@ -40,11 +44,15 @@ def enable() -> Path | None:
         return None
     if not os.access(path, os.W_OK):
         return None
+    options = {"jax_compilation_cache_dir": str(path), "jax_persistent_cache_min_compile_time_secs": 0.0,
+               "jax_persistent_cache_min_entry_size_bytes": 0}
+    if "jax" not in sys.modules:
+        os.environ.update({name.upper(): str(value) for name, value in options.items()})
+        return path
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    for name, value in options.items():
+        jax.config.update(name, value)
     return path
 
 

@@ -90,11 +90,15 @@ def test_compilation_cache_location_and_switch(monkeypatch, tmp_path):
     assert jaxcache.cache_dir() == tmp_path / "xdg" / "sgtheory" / "jax"
 
 
-def test_compilation_cache_stores_programs(tmp_path):
-    """In a fresh process (the cache is set up once per process): a compiled program lands in the folder."""
-    code = ("from sgtheory.jaxcache import enable; enable(); import jax, jax.numpy as jnp; "
-            "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()")
-    env = {**os.environ, "SGTHEORY_JAX_CACHE": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+@pytest.mark.parametrize("jax_first", [False, True])
+def test_compilation_cache_stores_programs(tmp_path, jax_first):
+    """In a fresh process (the cache is set up once per process), enabled before JAX is imported (through
+    JAX's environment variables) or after (through jax.config): a compiled program lands in the folder."""
+    code = ("import jax; " if jax_first else "") + (
+        "from sgtheory.jaxcache import enable; enable(); import jax, jax.numpy as jnp; "
+        "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env.update(SGTHEORY_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert any((tmp_path / "cache").iterdir())
 

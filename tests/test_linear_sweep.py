@@ -131,6 +131,31 @@ def test_cli_sweep_writes_outputs(tmp_path, capsys):
     assert sum(summary["counts"].values()) == 36
 
 
+def test_plot_child_draws_from_npz_and_reports_failures(tmp_path):
+    """The sweep command's PNG child: draws the PNG from a sweep file; a missing file is one clear error;
+    a child that is never asked is ended and writes nothing."""
+    import numpy as np
+
+    from sgtheory.cli._plot_child import PlotChild
+    from sgtheory.io import savez
+
+    a = np.geomspace(0.01, 1, 5)
+    status = np.arange(25, dtype=np.int8).reshape(1, 1, 5, 5) % 3
+    savez(tmp_path / "s.npz", {"alphas": a, "betas": a, "status": status, "rho": np.outer(a, a) * 3,
+                               "mismatch": status == 1})
+    with PlotChild() as child:
+        child.prepare(a, a, "test")
+        child.draw(tmp_path / "s.npz", tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with PlotChild() as child:
+        child.prepare(a, a, "test")
+        with pytest.raises(RuntimeError, match="no such file"):
+            child.draw(tmp_path / "missing.npz", tmp_path / "q.png")
+    with PlotChild() as child:
+        child.prepare(a, a, "test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "s.npz"]
+
+
 _SPLIT_CHILD = """
 import jax, numpy as np
 jax.config.update("jax_enable_x64", True)

@@ -142,3 +142,18 @@ def test_block_shortcut_not_taken_when_coupled():
     cfg = L.make_config("deep-linear", depth=1, width=3, sg="cond-linear", sg_layer=1)
     fixed, res = T.fixed_point(cfg, pb, L.init(cfg, pb, key=jax.random.PRNGKey(0)))
     assert T._triangular_blocks(T.linearise(cfg, pb, fixed, residual=res)) is None
+
+
+@pytest.mark.parametrize("sg, bias", [("cond-linear", True), ("linear", True), ("cond-linear", False)])
+def test_exact_fixed_point_sg_fit_matches_fit_sg(sg, bias):
+    # The closed-form fixed point fits the SG in numpy (theory._fit_output_sg); the reference is the
+    # JAX fit_sg at the same OLS point. Both are float64 least squares on the same rows: 1e-10.
+    X, Y = L.datasets.make("teacher", 4, 200, 3, noise=0.5)
+    pb = L.from_samples(X, Y)
+    cfg = L.Config(sg=sg, bias=bias)
+    start = L.init(cfg, pb, key=jax.random.PRNGKey(0))
+    fixed, res = T.fixed_point(cfg, pb, jax.eval_shape(lambda: start))  # an abstract start will do
+    assert T.exact_fixed_point(cfg) and res < 1e-10
+    ref = L.fit_sg(cfg, pb, L.State(fixed.net, start.sg))
+    for name, v in ref.sg[0].items():
+        np.testing.assert_allclose(np.asarray(fixed.sg[0][name]), np.asarray(v), atol=1e-10)

@@ -7,7 +7,10 @@ verdicts, ρ), ``sweep.json`` (the summary) and ``phase_diagram.png`` (unless ``
 
 from __future__ import annotations
 
+import contextlib
 import time
+
+from sgtheory.cli._plot_child import PlotChild
 
 BAND_HELP = ("theory_agreement counts cells outside a ±5%% band around the predicted boundary: cells with "
              "|ρ−1| ≤ ln(1.05)·(|∂ρ/∂lnα|+|∂ρ/∂lnβ|) are left out (see --band)")
@@ -48,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (default) or float64 for the simulation")
     p.add_argument("--band", type=float, default=0.05, help="relative half-width of the boundary band (default 0.05)")
     p.add_argument("--no-theory", action="store_true", help="skip the linear-stability prediction")
-    p.add_argument("--no-plot", action="store_true", help="skip phase_diagram.png (scripted sweeps: saves ~0.5 s)")
+    p.add_argument("--no-plot", action="store_true", help="skip phase_diagram.png (and the child process that draws it)")
     p.add_argument("--chunk-size", type=int, default=None, help="configurations per compiled chunk (default auto)")
     p.add_argument("--kernel", default="auto", help="auto (default: the fused kernel on a GPU where it applies, "
                    "else XLA), xla, or fused (one Pallas kernel for all steps; GPU, linear model, MSE)")
@@ -99,6 +102,12 @@ def _config(args):
 
 
 def run(args) -> int:
+    # the PNG's child process starts first: it imports matplotlib while this one imports JAX and sweeps
+    with contextlib.nullcontext() if args.no_plot else PlotChild() as plotter:
+        return _run(args, plotter)
+
+
+def _run(args, plotter) -> int:
     from sgtheory.cli.main import emit
     from sgtheory.io import ensure_writable_dir
     from sgtheory.linear.datasets import DATASETS, make, target_for_loss
@@ -120,6 +129,9 @@ def run(args) -> int:
     choice(args.kernel, "--kernel", KERNELS)
     X, Y = make(args.dataset, dim, n, args.data_seed, target=target_for_loss(config.loss), noise=args.noise)
     out = ensure_writable_dir(args.out)
+    if plotter is not None:
+        layer = "" if config.sg == "none" else f" at layer {config.sg_layer}"
+        plotter.prepare(alphas, betas, f"{config.model} (depth {config.depth}), {config.loss}, SG {config.sg}{layer}")
 
     import jax
 
@@ -151,7 +163,7 @@ def run(args) -> int:
         theory, rho, mismatch = _theory(config, problem64, result, seeds[0], float(scales[0]), band)
         theory["theory_seconds"] = round(time.perf_counter() - t1, 2)
     summary.update(theory)
-    _write(out, result, rho, mismatch, summary, config, plot=not args.no_plot)
+    _write(out, result, rho, mismatch, summary, plotter)
     text = (f"sweep: {result.status.size} runs in {t_sweep:.1f}s, " +
             ", ".join(f"{v} {k}" for k, v in result.counts().items()) +
             (f"; theory_agreement {summary['theory_agreement']:.4f}" if "theory_agreement" in summary else "") +
@@ -161,18 +173,23 @@ def run(args) -> int:
 
 
 def _theory(config, problem64, result, seed, scale, band):
+    import math
+
     import jax
     import numpy as np
 
     from sgtheory.linear import init
     from sgtheory.linear.agreement import theory_agreement
-    from sgtheory.linear.theory import fixed_point, linearise, spectral_radius
+    from sgtheory.linear.theory import exact_fixed_point, fixed_point, linearise, spectral_radius
 
     if config.sg_step != "fixed":
         return {"theory": "skipped: needs a fixed-rate SG step"}, None, None
-    start = init(config, problem64, key=jax.random.PRNGKey(seed), init_scale=scale)
-    if sum(v.size for v in jax.tree_util.tree_leaves(start)) > 3000:
+    draw = lambda: init(config, problem64, key=jax.random.PRNGKey(seed), init_scale=scale)  # noqa: E731
+    start = jax.eval_shape(draw)  # shapes only: a closed-form fixed point needs no random draw
+    if sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(start)) > 3000:
         return {"theory": "skipped: more than 3000 parameters (Jacobian too large)"}, None, None
+    if not exact_fixed_point(config):
+        start = draw()  # the dynamics' fixed point depends on where they start
     fixed, residual = fixed_point(config, problem64, start)
     if not residual < 1e-8:
         return {"theory": f"skipped: no fixed point found from seed {seed}, scale {scale} "
@@ -187,21 +204,14 @@ def _theory(config, problem64, result, seed, scale, band):
     return out, rho, mismatch
 
 
-def _write(out, result, rho, mismatch, summary, config, *, plot=True):
-    from sgtheory.io import savefig, savez, write_json
+def _write(out, result, rho, mismatch, summary, plotter=None):
+    """sweep.npz, sweep.json and (with a ``plotter``) phase_diagram.png, the first seed and init scale."""
+    from sgtheory.io import savez, write_json
 
     arrays = result.arrays()
     if rho is not None:
         arrays.update(rho=rho, mismatch=mismatch)
     savez(out / "sweep.npz", arrays)
     write_json(out / "sweep.json", summary)
-    if not plot:
-        return
-    from sgtheory.linear.plots import plot_phase_diagram  # matplotlib: imported only when plotting
-    from sgtheory.plotting import figure
-
-    layer = "" if config.sg == "none" else f" at layer {config.sg_layer}"
-    title = f"{config.model} (depth {config.depth}), {config.loss}, SG {config.sg}{layer}"
-    with figure() as (fig, ax):
-        plot_phase_diagram(result, rho, mismatch=mismatch, ax=ax, title=title)
-        savefig(fig, out / "phase_diagram.png")
+    if plotter is not None:
+        plotter.draw(out / "sweep.npz", out / "phase_diagram.png")

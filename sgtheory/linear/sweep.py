@@ -34,10 +34,9 @@ from sgtheory.linear.config import Config
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import State, effective, init, loss, step
 from sgtheory.validate import choice, int_in_range, positive_list
+from sgtheory.verdicts import CONVERGED, DIVERGED, NOT_CONVERGED, STATUS
 
-STATUS = ("converged", "not converged", "diverged")
 KERNELS = ("auto", "xla", "fused")
-CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
 
 
 class SweepResult(NamedTuple):
