@@ -131,6 +131,18 @@ def test_cli_sweep_writes_outputs(tmp_path, capsys):
     assert sum(summary["counts"].values()) == 36
 
 
+def test_default_chunk_fits_the_state_budget():
+    """Default configurations per call: a power of two per device, at least 256, and on the CPU (this test
+    machine) at most 2^17 state floats per device (cache-sized; see sweep.CHUNK_FLOATS_CPU)."""
+    from sgtheory.linear.sweep import CHUNK_FLOATS_CPU, default_chunk
+
+    for n_state, devices in [(14, 1), (14, 2), (104, 2), (10 ** 6, 1)]:
+        c = default_chunk(n_state, devices) // devices
+        assert c >= 256 and c & (c - 1) == 0
+        assert c == 256 or c * max(n_state, 16) <= CHUNK_FLOATS_CPU
+    assert default_chunk(14, 2) == 2 * 8192
+
+
 def test_plot_child_draws_from_npz_and_reports_failures(tmp_path):
     """The sweep command's PNG child: draws the PNG from a sweep file; a missing file is one clear error;
     a child that is never asked is ended and writes nothing."""
