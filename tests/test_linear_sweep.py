@@ -132,15 +132,18 @@ def test_cli_sweep_writes_outputs(tmp_path, capsys):
 
 
 def test_default_chunk_fits_the_state_budget():
-    """Default configurations per call: a power of two per device, at least 256, and on the CPU (this test
-    machine) at most 2^17 state floats per device (cache-sized; see sweep.CHUNK_FLOATS_CPU)."""
-    from sgtheory.linear.sweep import CHUNK_FLOATS_CPU, default_chunk
+    """Default configurations per call: a power of two per device, at least 256; for the CPU's whole-grid
+    update (this test machine) at most 2^17 state floats per device (cache-sized), for the vmap path 2^20
+    per call (see sweep.CHUNK_FLOATS)."""
+    from sgtheory.linear.sweep import CHUNK_FLOATS, CHUNK_FLOATS_CPU_GRID, default_chunk
 
     for n_state, devices in [(14, 1), (14, 2), (104, 2), (10 ** 6, 1)]:
         c = default_chunk(n_state, devices) // devices
         assert c >= 256 and c & (c - 1) == 0
-        assert c == 256 or c * max(n_state, 16) <= CHUNK_FLOATS_CPU
-    assert default_chunk(14, 2) == 2 * 8192
+        assert c == 256 or c * max(n_state, 16) <= CHUNK_FLOATS_CPU_GRID
+        v = default_chunk(n_state, devices, whole_grid=False)
+        assert v >= 256 and v & (v - 1) == 0 and (v == 256 or v * max(n_state, 16) <= CHUNK_FLOATS)
+    assert default_chunk(14, 2) == 2 * 8192 and default_chunk(330, 2, whole_grid=False) == 2048
 
 
 def test_plot_child_draws_from_npz_and_reports_failures(tmp_path):
