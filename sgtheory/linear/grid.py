@@ -11,6 +11,10 @@ computes exactly :func:`sgtheory.linear.rules.step` (tested against it), from th
     SG s = pA + yB + uC, target t = p − y, e = s − t = p(A − I) + y(B + I) + uC
     ∂θ = QA + RB + m C        (backprop: ∂θ = Q − R)
     ∂A = E[pᵀe],  ∂B = E[yᵀe],  ∂C = E[e]
+
+:func:`moments` and :func:`gradients` take the array module ``xp``: ``jax.numpy`` (default; traceable) or
+``numpy`` (float64 or complex128, no JAX program: the closed-form theory of this case uses it, see
+:mod:`sgtheory.linear.theory`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ def applicable(config: Config) -> bool:
             and config.sg_step == "fixed" and config.batch_size is None and not config.uses_samples)
 
 
-def moments(problem, bias: bool, dtype) -> dict:
+def moments(problem, bias: bool, dtype, xp=jnp) -> dict:
     """Σ (d', d'), R (d', k), m (d',), Syy (k, k), my (k,) with x̃ = (x, 1) when ``bias`` (traceable)."""
-    Sxx, Sxy, Syy, mx, my = (jnp.asarray(a, dtype) for a in (problem.Sxx, problem.Sxy, problem.Syy,
-                                                               problem.mx, problem.my))
+    Sxx, Sxy, Syy, mx, my = (xp.asarray(a, dtype) for a in (problem.Sxx, problem.Sxy, problem.Syy,
+                                                              problem.mx, problem.my))
     if bias:
-        Sig = jnp.block([[Sxx, mx[:, None]], [mx[None, :], jnp.ones((1, 1), dtype)]])
-        R, m = jnp.concatenate([Sxy, my[None, :]]), jnp.append(mx, jnp.ones((), dtype))
+        Sig = xp.block([[Sxx, mx[:, None]], [mx[None, :], xp.ones((1, 1), dtype)]])
+        R, m = xp.concatenate([Sxy, my[None, :]]), xp.append(mx, xp.ones((), dtype))
     else:
         Sig, R, m = Sxx, Sxy, mx
     return {"Sig": Sig, "R": R, "m": m, "Syy": Syy, "my": my}
@@ -56,45 +60,46 @@ def _mm(a, b):
     return sum(a[:, j, None, :] * b[None, j, :, :] for j in range(a.shape[1]))
 
 
-def _tmm(a, b):
+def _tmm(a, b, xp=jnp):
     """Per-configuration aᵀb of (i, k, C) and (i, l, C) -> (k, l, C)."""
-    return jnp.stack([jnp.stack([jnp.sum(a[:, p] * b[:, q], axis=0) for q in range(b.shape[1])])
-                      for p in range(a.shape[1])])
+    return xp.stack([xp.stack([xp.sum(a[:, p] * b[:, q], axis=0) for q in range(b.shape[1])])
+                     for p in range(a.shape[1])])
 
 
-def _shared(M, a):
+def _shared(M, a, xp=jnp):
     """M (r, j) shared by all configurations times a (j, l, C): one matrix multiply -> (r, l, C)."""
     j, l, c = a.shape
-    return mm(M, a.reshape(j, l * c)).reshape(M.shape[0], l, c)
+    matmul = mm if xp is jnp else xp.matmul
+    return matmul(M, a.reshape(j, l * c)).reshape(M.shape[0], l, c)
 
 
-def gradients(config: Config, mom: dict, g: dict) -> dict:
-    """The rule's gradients at grid state ``g`` (same keys and shapes)."""
+def gradients(config: Config, mom: dict, g: dict, xp=jnp) -> dict:
+    """The rule's gradients at grid state ``g`` (same keys and shapes); ``xp``: see the module docstring."""
     theta = g["theta"]
     R, m = mom["R"], mom["m"]
     d, k = R.shape
-    QQ = _shared(jnp.concatenate([mom["Sig"], R.T, m[None]], axis=0), theta)  # one product for Q, Rᵀθ, mᵀθ
+    QQ = _shared(xp.concatenate([mom["Sig"], R.T, m[None]], axis=0), theta, xp)  # one product: Q, Rᵀθ, mᵀθ
     Q = QQ[:d]
     if config.sg == "none":
         return {"theta": Q - R[:, :, None]}
-    Epy, Ep = jnp.swapaxes(QQ[d:d + k], 0, 1), QQ[d + k]  # E[pᵀy] (k, k, C), E[p] (k, C)
-    Epp = _tmm(theta, Q)
+    Epy, Ep = xp.swapaxes(QQ[d:d + k], 0, 1), QQ[d + k]  # E[pᵀy] (k, k, C), E[p] (k, C)
+    Epp = _tmm(theta, Q, xp)
     A, C = g["A"], g["C"]
-    eye = jnp.eye(k, dtype=A.dtype)[:, :, None]
+    eye = xp.eye(k, dtype=A.dtype)[:, :, None]
     d_theta = _mm(Q, A) + m[:, None, None] * C[None]
     if config.sg == "cond-linear":
         B = g["B"]
-        d_theta = d_theta + _shared(R, B)
+        d_theta = d_theta + _shared(R, B, xp)
         ytail = B + eye
     else:
-        ytail = jnp.broadcast_to(eye, A.shape)
+        ytail = xp.broadcast_to(eye, A.shape)
     # e = s − t = p Ā + y Ȳ + u C with Ā = A − I, Ȳ = B + I (cond-linear) or I (linear: s = pA + uC)
     Abar = A - eye
     dA = _mm(Epp, Abar) + _mm(Epy, ytail) + Ep[:, None, :] * C[None, :, :]
-    dC = _mm(Ep[None], Abar)[0] + _shared(mom["my"][None], ytail)[0] + C
+    dC = _mm(Ep[None], Abar)[0] + _shared(mom["my"][None], ytail, xp)[0] + C
     out = {"theta": d_theta, "A": dA, "C": dC}
     if config.sg == "cond-linear":
-        out["B"] = (_mm(jnp.swapaxes(Epy, 0, 1), Abar) + _shared(mom["Syy"], ytail)
+        out["B"] = (_mm(xp.swapaxes(Epy, 0, 1), Abar) + _shared(mom["Syy"], ytail, xp)
                     + mom["my"][:, None, None] * C[None])
     return out
 

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from sgtheory.errors import InputError
 from sgtheory.hostdevices import cores
+from sgtheory.linear import field as _field
 from sgtheory.linear.config import Config
 from sgtheory.linear.dynamics import trajectory
 from sgtheory.linear.rules import State, full_batch, gradients, step
@@ -57,26 +58,48 @@ def _flat(config: Config, problem, state: State):
 
 # Each theory step is one compiled program (static config), not a chain of eagerly dispatched operations:
 # a fresh process traces and lowers each program once, and every eager operation is a program of its own.
+# The whole-grid case (linear model, MSE, linear SG at the output) runs none: :mod:`sgtheory.linear.field`
+# evaluates its field and exact Jacobian in numpy.
 @functools.partial(jax.jit, static_argnums=0)
-def _residual(config: Config, problem, state: State):
-    """‖G(x)‖ at ``state``."""
+def _residual_jit(config: Config, problem, state: State):
     x, G = _flat(config, problem, state)
     return jnp.linalg.norm(G(x))
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _newton(config: Config, problem, state: State):
-    """One minimum-norm Newton step x ← x − DG⁺G (stays on a manifold of fixed points) and ‖G‖ after it."""
+def _newton_jit(config: Config, problem, state: State):
     x, G = _flat(config, problem, state)
     new = ravel_pytree(state)[1](x - mm(jnp.linalg.pinv(jax.jacfwd(G)(x), rtol=1e-10), G(x)))
-    return new, _residual(config, problem, new)
+    return new, _residual_jit(config, problem, new)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _flat_jacobian(config: Config, problem, state: State):
-    """DG at ``state``, (n, n), in the flattened coordinates (forward-mode autodiff)."""
+def _flat_jacobian_jit(config: Config, problem, state: State):
     x, G = _flat(config, problem, state)
     return jax.jacfwd(G)(x)
+
+
+def _residual(config: Config, problem, state: State) -> float:
+    """‖G(x)‖ at ``state``."""
+    if _field.applicable(config):
+        return _field.residual(config, problem, state)
+    return float(_residual_jit(config, problem, state))
+
+
+def _newton(config: Config, problem, state: State):
+    """One minimum-norm Newton step x ← x − DG⁺G (stays on a manifold of fixed points) and ‖G‖ after it."""
+    if _field.applicable(config):
+        return _field.newton(config, problem, state)
+    new, res = _newton_jit(config, problem, state)
+    return new, float(res)
+
+
+def _flat_jacobian(config: Config, problem, state: State) -> np.ndarray:
+    """DG at ``state``, (n, n) float64, in the flattened coordinates (forward-mode autodiff, or the
+    complex step of :mod:`sgtheory.linear.field` in its case)."""
+    if _field.applicable(config):
+        return _field.jacobian(config, problem, state)
+    return np.asarray(_flat_jacobian_jit(config, problem, state), dtype=np.float64)
 
 
 def _norm(state) -> float:
