@@ -16,8 +16,11 @@ STATUS_COLOURS = ("#3b7dd8", "#f2c14e", "#d1495b")  # converged, not converged, 
 
 def phase_axes(alphas, betas, *, ax=None, title: str | None = None):
     """The frame: log α × log β axes, labels, title and an all-"converged" (A, B) cell mesh.
-    Returns ``(fig, ax, mesh)``; :func:`fill_phase_axes` puts the data in."""
+    Returns ``(fig, ax, mesh)``; :func:`fill_phase_axes` puts the data in. Tick labels are plain numbers
+    (0.01, 0.1, 1, 10): matplotlib's default 10^k labels go through its mathtext parser, whose set-up
+    is a third of the command's first draw."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, ax = get_ax(ax, figsize=(5.2, 4.4))
     a, b = np.asarray(alphas), np.asarray(betas)
@@ -26,6 +29,10 @@ def phase_axes(alphas, betas, *, ax=None, title: str | None = None):
                              norm=BoundaryNorm([-0.5, 0.5, 1.5, 2.5], 3), shading="nearest")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        for axis, v in ((ax.xaxis, a), (ax.yaxis, b)):  # minor ticks labelled only within ~2 decades
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain if v.max() < 100 * v.min() else NullFormatter())
         ax.set_xlabel("main learning rate α")
         ax.set_ylabel("SG learning rate β")
         if title:
