@@ -10,6 +10,7 @@
 - :mod:`~sgtheory.linear.theory`    fixed points, Jacobians, spectral radius, the scalar closed form
 - :mod:`~sgtheory.linear.sweep`     vmapped, chunked convergence sweeps with verdicts
 - :mod:`~sgtheory.linear.grid`      the whole-grid update behind the fast sweep path
+- :mod:`~sgtheory.linear.field`     that case's joint field and exact Jacobian in numpy (the theory's fast path)
 - :mod:`~sgtheory.linear.agreement` theory vs simulation on a grid, with the boundary band
 - :mod:`~sgtheory.linear.plots`     the (α, β) phase diagram
 """
