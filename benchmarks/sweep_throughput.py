@@ -167,6 +167,15 @@ def gpu_rows(cfg, steps: int, side: int) -> dict:
     return out
 
 
+def _versions() -> dict:
+    """Python and the packages whose speed the ratio depends on (the numpy loop's per-call overhead, JAX's
+    import and compilation: ml_dtypes 0.7.0 alone added 1.3 s to every process)."""
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(),
+            **{name: version(name) for name in ("numpy", "jax", "jaxlib", "ml_dtypes", "matplotlib")}}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid and few numpy configurations")
@@ -253,7 +262,7 @@ def main(argv=None) -> int:
            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "jax_backend": platform_name,
                        "load_average_1min": round(os.getloadavg()[0], 2),
-                       "xla_cpu_devices_in_children": cores()},
+                       "xla_cpu_devices_in_children": cores(), "versions": _versions()},
            "dtype": "float32", "rows": rows, "gpu": gpu,
            "seconds_to_import_jax_and_sgtheory": round(t_imports, 2),
            "process_seconds_total": round(process, 2)}
