@@ -73,6 +73,11 @@ def field(config: Config, problem, state):
     return G
 
 
+def _jacobian(G, x: np.ndarray) -> np.ndarray:
+    """DG(x) (n, n) of the field ``G`` by the complex step, all n directions in one call."""
+    return G(x[:, None] + 1j * COMPLEX_STEP * np.eye(x.size)).imag / COMPLEX_STEP
+
+
 def residual(config: Config, problem, state) -> float:
     """‖G(x)‖ at ``state``."""
     return float(np.linalg.norm(field(config, problem, state)(flatten(state)[:, None])))
@@ -80,18 +85,14 @@ def residual(config: Config, problem, state) -> float:
 
 def jacobian(config: Config, problem, state) -> np.ndarray:
     """DG at ``state``, (n, n) float64, by the complex step (module docstring)."""
-    x = flatten(state)
-    X = x[:, None] + 1j * COMPLEX_STEP * np.eye(x.size)
-    return field(config, problem, state)(X).imag / COMPLEX_STEP
+    return _jacobian(field(config, problem, state), flatten(state))
 
 
 def newton(config: Config, problem, state):
     """One minimum-norm Newton step x ← x − DG⁺G and ‖G‖ after it (as :func:`sgtheory.linear.theory`'s)."""
-    x = flatten(state)
-    G = field(config, problem, state)
-    step = np.linalg.lstsq(jacobian(config, problem, state), G(x[:, None])[:, 0], rcond=1e-10)[0]  # DG⁺G
-    new = unflatten(state, x - step)
-    return new, residual(config, problem, new)
+    x, G = flatten(state), field(config, problem, state)
+    new = unflatten(state, x - np.linalg.lstsq(_jacobian(G, x), G(x[:, None])[:, 0], rcond=1e-10)[0])  # DG⁺G
+    return new, float(np.linalg.norm(G(flatten(new)[:, None])))  # at the state as stored (its dtype)
 
 
 __all__ = ["COMPLEX_STEP", "applicable", "flatten", "unflatten", "field", "residual", "jacobian", "newton"]

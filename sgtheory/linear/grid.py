@@ -13,8 +13,8 @@ computes exactly :func:`sgtheory.linear.rules.step` (tested against it), from th
     ∂A = E[pᵀe],  ∂B = E[yᵀe],  ∂C = E[e]
 
 :func:`moments` and :func:`gradients` take the array module ``xp``: ``jax.numpy`` (default; traceable) or
-``numpy`` (float64 or complex128, no JAX program: the closed-form theory of this case uses it, see
-:mod:`sgtheory.linear.theory`).
+``numpy`` (float64 or complex128, no JAX program: the theory of this case uses it through
+:mod:`sgtheory.linear.field`).
 """
 
 from __future__ import annotations

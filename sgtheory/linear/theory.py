@@ -58,7 +58,7 @@ def _flat(config: Config, problem, state: State):
 
 # Each theory step is one compiled program (static config), not a chain of eagerly dispatched operations:
 # a fresh process traces and lowers each program once, and every eager operation is a program of its own.
-# The whole-grid case (linear model, MSE, linear SG at the output) runs none: :mod:`sgtheory.linear.field`
+# The whole-grid case (linear model, MSE, backprop or a linear SG at the output) runs none: :mod:`sgtheory.linear.field`
 # evaluates its field and exact Jacobian in numpy.
 @functools.partial(jax.jit, static_argnums=0)
 def _residual_jit(config: Config, problem, state: State):
