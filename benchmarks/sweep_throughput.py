@@ -22,8 +22,9 @@ command, ``sgtheory sweep --model linear --sg cond-linear --dim 10 --grid 128 --
 timed as a whole process too, as it is (``*_cli_full_*``: it also computes the theory and writes its
 files and PNG) and with ``--no-theory --no-plot`` (``*_cli_sweep_*``: the sweep and its npz / json).
 
-Config-steps per second of both and their ratios go to ``benchmarks/results/sweep_throughput.json`` (or
-``sweep_throughput_quick.json``, or ``--out``), with the machine and the command. On a GPU (when JAX
+Config-steps per second of both and their ratios go to ``benchmarks/results/sweep_throughput.json`` (a full
+run at the default settings only; ``--quick`` or any changed setting writes ``sweep_throughput_quick.json``,
+or ``--out``, which may not be the full result), with the machine and the command. On a GPU (when JAX
 sees one) a 2^20-configuration sweep is timed as well, through the XLA scan and through the fused
 Pallas kernel (:mod:`sgtheory.linear.fused`), each on a first call (compilation included) and a second.
 
@@ -186,6 +187,14 @@ def main(argv=None) -> int:
     parser.add_argument("--gpu-side", type=int, default=1024, help="GPU grid side (default 1024: 2^20 configurations)")
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/sweep_throughput[_quick].json)")
     args = parser.parse_args(argv)
+    # the committed full result is written only by a full run at the default settings: a quick or custom
+    # run goes to the _quick file (or its --out), and may not name the full result as --out
+    custom = args.quick or args.grid is not None or args.numpy_configs is not None or args.steps != 1000 \
+        or args.dims != "10,100"
+    full = RESULTS / "sweep_throughput.json"
+    target = Path(args.out) if args.out else (RESULTS / "sweep_throughput_quick.json" if custom else full)
+    if custom and target.resolve() == full.resolve():
+        parser.error(f"--out {args.out}: a quick or custom run never overwrites the full result {full.name}")
     grid = args.grid or (32 if args.quick else 128)
     n_np = args.numpy_configs or (4 if args.quick else 60)
     dims = [int(x) for x in args.dims.split(",")]
@@ -266,7 +275,7 @@ def main(argv=None) -> int:
            "dtype": "float32", "rows": rows, "gpu": gpu,
            "seconds_to_import_jax_and_sgtheory": round(t_imports, 2),
            "process_seconds_total": round(process, 2)}
-    write_json(args.out or RESULTS / ("sweep_throughput_quick.json" if args.quick else "sweep_throughput.json"), out)
+    write_json(target, out)
     return 0
 
 

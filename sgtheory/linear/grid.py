@@ -26,7 +26,7 @@ from sgtheory.linear.precision import einsum, mm
 
 
 def applicable(config: Config) -> bool:
-    """Whether :func:`grid_step` implements ``config``'s rule."""
+    """Whether :func:`gradients` implements ``config``'s rule (the case of the module docstring)."""
     return (config.model == "linear" and config.loss == "mse" and config.sg in ("none", "linear", "cond-linear")
             and config.sg_step == "fixed" and config.batch_size is None and not config.uses_samples)
 

@@ -71,7 +71,9 @@ class Problem(NamedTuple):
         return self.rows_x.dtype
 
     def astype(self, dtype) -> "Problem":
-        """The same problem with every array cast to ``dtype`` (e.g. float32 for sweeps)."""
+        """The same problem with every array cast to ``dtype`` (e.g. float32 for sweeps; float64 needs
+        JAX's 64-bit mode, as in :func:`from_moments`)."""
+        dtype = _checked_dtype(dtype)
         return Problem(*(None if a is None else _to_device(a, dtype) for a in self))
 
     def without_samples(self) -> "Problem":
@@ -81,10 +83,29 @@ class Problem(NamedTuple):
 
 def _to_device(a, dtype) -> jnp.ndarray:
     """``a`` as a JAX array of ``dtype``: cast in numpy (round to nearest, as XLA), then one transfer.
-    ``jnp.asarray`` would compile and run a small program per new float32 shape (~7 ms each)."""
+    ``jnp.asarray`` would compile and run a small program per new float32 shape."""
     import jax
 
     return jax.device_put(np.asarray(a).astype(dtype, copy=False))
+
+
+def _checked_dtype(dtype):
+    """``dtype`` (default: JAX's default float) as a numpy dtype; a 64-bit one while JAX's 64-bit mode is
+    off is an :class:`InputError` (JAX would silently store float32)."""
+    import jax
+
+    if dtype is None:
+        return np.dtype(jnp.asarray(0.0).dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype: not a floating-point dtype: {dtype!r}") from None
+    if dt not in (np.float16, np.float32, np.float64) and dt.name != "bfloat16":
+        raise InputError(f"dtype: expected float32 or float64, got {dt.name}")
+    if dt.itemsize == 8 and not jax.config.jax_enable_x64:
+        raise InputError("dtype float64: JAX's 64-bit mode is off, so the arrays would silently be float32; "
+                         "call jax.config.update('jax_enable_x64', True) first (the sgtheory command does)")
+    return dt
 
 
 def augmented_moments(Sxx, Sxy, Syy, mx, my) -> np.ndarray:
@@ -114,8 +135,10 @@ def from_moments(Sxx, Sxy, Syy, mx=None, my=None, *, X=None, Y=None, dtype=None)
     """A :class:`Problem` from population moments (means default to zero).
 
     Shapes: ``Sxx`` (d, d), ``Sxy`` (d, k), ``Syy`` (k, k), ``mx`` (d,), ``my`` (k,). Second moments are
-    uncentred (E[xᵀx], not covariances). Raises :class:`InputError` for bad shapes, NaN or moments that
-    are not jointly positive semi-definite.
+    uncentred (E[xᵀx], not covariances). ``dtype``: the arrays' dtype (default JAX's default float);
+    ``float64`` needs JAX's 64-bit mode (``jax.config.update("jax_enable_x64", True)`` before the call),
+    otherwise it is an :class:`InputError` rather than a silent float32. Raises :class:`InputError` for
+    bad shapes, NaN or moments that are not jointly positive semi-definite.
     """
     Sxx = finite_array(Sxx, "Sxx", ndim=2)
     Sxy = finite_array(Sxy, "Sxy", ndim=2)
@@ -127,8 +150,8 @@ def from_moments(Sxx, Sxy, Syy, mx=None, my=None, *, X=None, Y=None, dtype=None)
     my = np.zeros(k) if my is None else finite_array(my, "my", ndim=1)
     if mx.shape != (d,) or my.shape != (k,):
         raise InputError(f"moments: means of shapes {mx.shape}, {my.shape}, expected ({d},), ({k},)")
+    dtype = _checked_dtype(dtype)
     rx, ry, ru = _square_root_rows(augmented_moments(Sxx, Sxy, Syy, mx, my), d, k)
-    dtype = dtype or jnp.asarray(0.0).dtype
     arrays = (Sxx, Sxy, Syy, mx, my, rx, ry, ru, X, Y)
     return Problem(*(None if a is None else _to_device(a, dtype) for a in arrays))
 
@@ -137,7 +160,8 @@ def from_samples(X, Y, *, dtype=None) -> Problem:
     """A :class:`Problem` from samples X (n, d) and Y (n, k) (a 1-D Y is read as (n, 1)).
 
     The moments are the sample moments (divided by n), so full-batch MSE dynamics on the moments
-    equal those on the samples.
+    equal those on the samples. ``dtype`` as in :func:`from_moments` (``float64`` needs JAX's 64-bit
+    mode on: an :class:`InputError` otherwise, never a silent float32).
     """
     X = finite_array(X, "X", ndim=2)
     Y = finite_array(Y, "Y")

@@ -37,7 +37,7 @@ from sgtheory.linear.precision import einsum, mm
 
 __all__ = [
     "Surrogate", "split", "non_gradient_share", "sg_field", "implied_grad",
-    "implied_loss", "loss_along", "curvature", "minimiser",
+    "implied_loss", "curvature", "minimiser",
 ]
 
 
@@ -128,18 +128,6 @@ def implied_loss(h, y, A, B=None, C=None) -> jnp.ndarray:
     h = _rows(h)
     off = _offset(y, s.B, s.C, h.shape[0], h.dtype)
     return 0.5 * einsum("nd,de,ne->n", h, s.A_s, h) + jnp.sum(off * h, axis=1)
-
-
-def loss_along(hs, y, A, B=None, C=None) -> jnp.ndarray:
-    """Mean implied loss over samples for each of T activation sets ``hs`` (T, n, d) -> (T,).
-
-    ``y`` (n, k) are the labels shared by every set (e.g. a trajectory of hidden activations of the
-    same batch). Use the SG parameters of one time (fixed surrogate) to see whether the net descends it.
-    """
-    hs = jnp.asarray(hs)
-    if hs.ndim != 3:
-        raise InputError(f"activations hs: expected shape (T, n, d), got {hs.shape}")
-    return jnp.stack([jnp.mean(implied_loss(h, y, A, B, C)) for h in hs])
 
 
 def curvature(A) -> jnp.ndarray:

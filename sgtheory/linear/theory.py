@@ -216,14 +216,21 @@ class Linearisation(NamedTuple):
 
 
 def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
-              neutral_rtol: float = 1e-8) -> Linearisation:
+              neutral_rtol: float = 1e-8, jacobian=None) -> Linearisation:
     """Linearise the update map at the fixed point ``fixed`` (see the module docstring).
 
     Singular values of DG below ``neutral_rtol``·σ_max span the neutral directions N = null(DG).
+    ``jacobian``: DG at ``fixed`` (n, n) if already computed (else it is computed here).
     """
     _check(config)
-    D = np.asarray(_flat_jacobian(config, problem, fixed), dtype=np.float64)
-    mask = _model_mask(fixed)
+    D = _flat_jacobian(config, problem, fixed) if jacobian is None else jacobian
+    return linearise_matrix(np.asarray(D, np.float64), _model_mask(fixed), residual=residual,
+                            neutral_rtol=neutral_rtol)
+
+
+def linearise_matrix(D: np.ndarray, mask: np.ndarray, *, residual: float = 0.0,
+                     neutral_rtol: float = 1e-8) -> Linearisation:
+    """:func:`linearise` from DG (n, n) and the model mask (bool (n,)) in flat coordinates."""
     _, s, Vt = np.linalg.svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
     if keep.all():  # nothing to factor out: keep the state's coordinates (and with them the block structure)
@@ -231,7 +238,7 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     Q = Vt[keep].T
     P_model = mm(mm(Q.T, D * mask[:, None]), Q)
     P_sg = mm(mm(Q.T, D * ~mask[:, None]), Q)
-    return Linearisation(P_model, P_sg, int(D.shape[0] - keep.sum()), residual)
+    return Linearisation(np.asarray(P_model), np.asarray(P_sg), int(D.shape[0] - keep.sum()), residual)
 
 
 BLOCK_RTOL = 1e-12
@@ -258,37 +265,87 @@ def _radii(P: np.ndarray, rates: np.ndarray, chunk: int) -> np.ndarray:
     return out
 
 
-def spectral_radius(lin: Linearisation, alpha, beta, *, chunk: int = 4096) -> np.ndarray:
+#: Rate pairs whose ratios β/α agree to this relative tolerance share one eigenproblem (a log-spaced grid's
+#: diagonals agree to a few ulps; the eigenvalues move by about this much times their condition number).
+RATIO_RTOL = 1e-12
+
+
+def _ratio_classes(a: np.ndarray, b: np.ndarray):
+    """Group rate pairs by their ratio r = β/α: (representative ratios (K,), class index per pair (N,))."""
+    lr = np.log(b) - np.log(a)
+    order = np.argsort(lr, kind="stable")
+    new = np.ones(lr.size, bool)
+    new[1:] = np.diff(lr[order]) > RATIO_RTOL
+    label = np.empty(lr.size, int)
+    label[order] = np.cumsum(new) - 1
+    return np.exp(lr[order][new]), label
+
+
+def rate_eigenvalues(lin: Linearisation, alpha, beta, *, chunk: int = 512):
+    """The eigenvalues λ of S·DG = α P_model + β P_sg (non-neutral part) at every rate pair.
+
+    J = I − αP_model − βP_sg = I − α (P_model + r P_sg) with r = β/α, so one eigenproblem per distinct ratio
+    serves every pair on that ray (a square log-spaced grid with equal ranges has 2N − 1 ratios, not N²).
+
+    Args:
+      lin: a :class:`Linearisation`.
+      alpha, beta: broadcastable arrays of positive rates.
+
+    Returns:
+      ``(shape, lam)``: the broadcast shape of the rates and lam (prod(shape), r) complex, the eigenvalues of
+      α P_model + β P_sg per pair (row-major); r = 0 when every direction is neutral.
+    """
+    a, b = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(beta, np.float64))
+    fa, fb = a.ravel(), b.ravel()
+    r = lin.P_model.shape[0]
+    if r == 0:
+        return a.shape, np.zeros((fa.size, 0), complex)
+    ratios, label = _ratio_classes(fa, fb)
+    mu = np.empty((ratios.size, r), complex)
+    with threadpool_limits(1):  # many small eigenproblems: BLAS threads only contend
+        def part(i):
+            mu[i:i + chunk] = np.linalg.eigvals(lin.P_model[None] + ratios[i:i + chunk, None, None] * lin.P_sg)
+
+        # LAPACK releases the GIL: one single-threaded eigensolver per core, on disjoint slices
+        workers = min(cores(), max(1, ratios.size // 8))
+        chunk = max(1, min(chunk, -(-ratios.size // workers)))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(part, range(0, ratios.size, chunk)))
+    return a.shape, fa[:, None] * mu[label]
+
+
+def spectral_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np.ndarray:
     """ρ(J(α, β)) over broadcast arrays ``alpha`` and ``beta`` (1 where no direction is left).
 
     When J is block triangular (:func:`_triangular_blocks`) its eigenvalues are those of I − αP_θθ and of
-    I − βP_ψψ, so ρ = max(ρ_model(α), ρ_SG(β)) is computed once per distinct α and per distinct β
-    (a 128×128 grid: 256 small eigenproblems instead of 16,384); otherwise per (α, β) pair."""
+    I − βP_ψψ, so ρ = max(ρ_model(α), ρ_SG(β)) is computed once per distinct α and per distinct β;
+    otherwise once per distinct ratio β/α (:func:`rate_eigenvalues`)."""
     a, b = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(beta, np.float64))
-    r = lin.P_model.shape[0]
-    out = np.ones(a.shape)
-    if r == 0:
-        return out
-    with threadpool_limits(1):  # many small eigenproblems: BLAS threads only contend (20x slower here)
-        blocks = _triangular_blocks(lin)
-        if blocks is not None:
+    if lin.P_model.shape[0] == 0:
+        return np.ones(a.shape)
+    blocks = _triangular_blocks(lin)
+    if blocks is not None:
+        with threadpool_limits(1):
             ua, ia = np.unique(a.ravel(), return_inverse=True)
             ub, ib = np.unique(b.ravel(), return_inverse=True)
             rho = np.maximum(_radii(blocks[0], ua, chunk)[ia], _radii(blocks[1], ub, chunk)[ib])
-            return rho.reshape(a.shape)
-        fa, fb, fo = a.ravel(), b.ravel(), out.reshape(-1)
-        eye = np.eye(r)
+        return rho.reshape(a.shape)
+    shape, lam = rate_eigenvalues(lin, a, b, chunk=chunk)
+    return np.abs(1.0 - lam).max(axis=1).reshape(shape)
 
-        def part(i):
-            J = eye - fa[i:i + step, None, None] * lin.P_model - fb[i:i + step, None, None] * lin.P_sg
-            fo[i:i + step] = np.abs(np.linalg.eigvals(J)).max(axis=-1)
 
-        # LAPACK releases the GIL: one single-threaded eigensolver per core, on disjoint slices of ``out``
-        workers = min(cores(), max(1, fa.size // 64))
-        step = max(1, min(chunk, -(-fa.size // workers)))
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(part, range(0, fa.size, step)))
-    return out
+def overshoot_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np.ndarray:
+    """max |1 − λ| over the eigenvalues λ of α P_model + β P_sg with Re λ > 0 (0 where there is none).
+
+    At a point that is not a fixed point (a run's start) J still says how a step treats small
+    perturbations: modes with Re λ > 0 are ones the flow contracts, and |1 − λ| > 1 means the step
+    *overshoots* them (a rate too large for the local curvature, the instability of gradient descent
+    above 2/sharpness); modes with Re λ ≤ 0 grow under the flow itself (a saddle being left) whatever the
+    rate, and are no sign of a step too large."""
+    shape, lam = rate_eigenvalues(lin, alpha, beta, chunk=chunk)
+    if lam.shape[1] == 0:
+        return np.zeros(shape)
+    return np.where(lam.real > 0, np.abs(1.0 - lam), 0.0).max(axis=1).reshape(shape)
 
 
 def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
@@ -302,4 +359,4 @@ def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
 
 
 __all__ = ["jacobian", "fixed_point", "exact_fixed_point", "Linearisation", "linearise", "spectral_radius",
-           "scalar_boundary"]
+           "rate_eigenvalues", "overshoot_radius", "scalar_boundary"]

@@ -1,0 +1,123 @@
+"""The joint field G(x) of a (model, SG) system in flat coordinates, and its Jacobian: one backend per config.
+
+x = (θ, ψ) is the state flattened in :func:`jax.flatten_util.ravel_pytree` order (the model's layers, then
+the SG modules), and G(x) stacks the rule's update directions (:func:`sgtheory.linear.rules.gradients`),
+so a full-batch step is x ← x − S G(x) with S = diag(α on θ, β on ψ). The theory needs G and DG at a
+handful of points; :func:`joint_field` picks how to evaluate them once per config:
+
+- ``"numpy"``: the whole-grid case (linear model, MSE, backprop or a linear SG at the output, moments)
+  through :mod:`sgtheory.linear.field` (numpy, complex-step Jacobian; no JAX program to trace);
+- ``"jax"``: everything else, by JAX autodiff (one compiled program per config for G and one for DG).
+
+Both evaluate many points at once: columns of X (n, C) for G, and (C, n, n) Jacobians.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from sgtheory.linear import field as _field
+from sgtheory.linear.config import Config
+from sgtheory.linear.rules import State, gradients
+
+
+def model_mask(state: State) -> np.ndarray:
+    """Boolean (n,): True on the model's entries of the flattened state (ravel order: net, then sg)."""
+    leaves = jax.tree_util.tree_leaves
+    return np.concatenate([np.ones(np.size(v), bool) for v in leaves(state.net)]
+                          + [np.zeros(np.size(v), bool) for v in leaves(state.sg)])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _values_jit(config: Config, problem, X, unravel):
+    return jax.vmap(lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0], in_axes=1, out_axes=1)(X)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _jacobians_jit(config: Config, problem, X, unravel):
+    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]  # noqa: E731
+    return jax.vmap(jax.jacfwd(G), in_axes=1)(X)
+
+
+class _Unravel:
+    """Hashable wrapper of a state's unravel function, keyed by the tree and the leaf shapes and dtypes (a
+    static argument of the JAX programs: one compilation per config and layout, not per call)."""
+
+    def __init__(self, state: State):
+        leaves, self.tree = jax.tree_util.tree_flatten(state)
+        self.shapes = tuple((tuple(np.shape(v)), np.dtype(v.dtype).name) for v in leaves)
+
+    def __call__(self, v):
+        sizes = [math.prod(s) for s, _ in self.shapes]
+        parts, lo = [], 0
+        for (shape, dtype), size in zip(self.shapes, sizes):
+            parts.append(v[lo:lo + size].reshape(shape).astype(dtype))
+            lo += size
+        return jax.tree_util.tree_unflatten(self.tree, parts)
+
+    def __hash__(self):
+        return hash((self.tree, self.shapes))
+
+    def __eq__(self, other):
+        return isinstance(other, _Unravel) and (self.tree, self.shapes) == (other.tree, other.shapes)
+
+
+class JointField:
+    """G and DG of ``config`` on ``problem`` at flat states, laid out like ``like`` (a State; only its tree,
+    shapes and dtypes are read). ``backend`` is ``"numpy"`` or ``"jax"`` (module docstring).
+
+    Attributes: ``n`` (state size), ``mask`` (bool (n,), True on model entries), ``backend``."""
+
+    def __init__(self, config: Config, problem, like: State):
+        self.config, self.problem = config, problem
+        self._like = jax.tree_util.tree_map(lambda v: np.zeros(np.shape(v), np.dtype(v.dtype)), like)
+        self.mask = model_mask(like)
+        self.n = int(self.mask.size)
+        self.backend = "numpy" if _field.applicable(config) else "jax"
+        if self.backend == "numpy":
+            self._G = _field.field(config, problem, self._like)
+        else:
+            self._unravel = _Unravel(self._like)
+
+    def flatten(self, state: State) -> np.ndarray:
+        """The state as a float64 vector (n,)."""
+        return _field.flatten(state)
+
+    def unflatten(self, x) -> State:
+        """A State (numpy leaves, ``like``'s dtypes) holding the vector ``x`` (n,)."""
+        return _field.unflatten(self._like, np.asarray(x, np.float64))
+
+    def values(self, X) -> np.ndarray:
+        """G at the columns of X (n, C): (n, C) float64 (or complex128 for complex X on the numpy backend)."""
+        X = np.asarray(X)
+        if self.backend == "numpy":
+            return self._G(X)
+        return np.asarray(_values_jit(self.config, self.problem, X, self._unravel), np.float64)
+
+    def value(self, x) -> np.ndarray:
+        """G at one flat state x (n,)."""
+        return self.values(np.asarray(x)[:, None])[:, 0]
+
+    def jacobians(self, X) -> np.ndarray:
+        """DG at the columns of X (n, C): (C, n, n) float64 (numpy: complex step; jax: forward mode)."""
+        X = np.asarray(X, np.float64)
+        if self.backend == "numpy":
+            return np.stack([_field._jacobian(self._G, X[:, c]) for c in range(X.shape[1])])
+        return np.asarray(_jacobians_jit(self.config, self.problem, X, self._unravel), np.float64)
+
+    def jacobian(self, x) -> np.ndarray:
+        """DG at one flat state x (n,): (n, n)."""
+        return self.jacobians(np.asarray(x)[:, None])[0]
+
+
+def joint_field(config: Config, problem, like: State) -> JointField:
+    """The :class:`JointField` of ``config`` on ``problem`` for states shaped like ``like``."""
+    return JointField(config, problem, like)
+
+
+__all__ = ["JointField", "joint_field", "model_mask"]
