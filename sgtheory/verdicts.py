@@ -1,6 +1,10 @@
-"""The verdicts of a sweep run, by index (a module of its own: the plotting child reads them without JAX)."""
+"""The verdicts of a sweep run and of the theory's prediction, by index (a module of its own: the plotting child
+reads them without JAX)."""
 
 STATUS = ("converged", "not converged", "diverged")
 CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
 
-__all__ = ["STATUS", "CONVERGED", "NOT_CONVERGED", "DIVERGED"]
+#: The theory's three-way prediction per cell (:mod:`sgtheory.linear.predict`).
+PREDICTIONS = ("converges", "diverges", "undetermined")
+
+__all__ = ["STATUS", "CONVERGED", "NOT_CONVERGED", "DIVERGED", "PREDICTIONS"]

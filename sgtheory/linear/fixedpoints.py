@@ -6,21 +6,28 @@ The fixed point a run approaches from its start x_0 is, for small rates, the lim
 
 (the sweep's update x ← x − α D G(x) is its explicit Euler step). Deep linear models and the unconditioned
 linear SG have manifolds of fixed points, so *which* point is reached depends on x_0 (and on r), and the
-flow approaches some of them only along slow modes (curvature 1e-6 of the largest). :func:`flow_limit`
-integrates the flow by pseudo-transient continuation (ΨTC; Kelley & Keyes 1998): implicit Euler steps
+flow approaches some of them only along slow modes (curvature 1e-6 of the largest), which no affordable
+number of explicit steps resolves. :func:`flow_limit` therefore works in two phases:
 
-    (I/h + D DG(x)) δ = −D G(x),   x ← x + δ,
+1. **the trajectory**: ``flow_steps`` explicit Euler steps x ← x − η D G(x) with η = ``flow_rate``/λ_0,
+   λ_0 the largest |eigenvalue| of D DG at the start (η halved, up to 8 times, while a run overflows):
+   the dynamics themselves at small rates, which settle every fast and medium mode and fix where on a
+   manifold the run lands;
+2. **the polish**: pseudo-transient continuation (ΨTC; Kelley & Keyes 1998) from the trajectory's end,
+   implicit Euler steps of the same flow
 
-whose pseudo-time step h starts small (h‖D DG‖ = 1/2: the iterates follow the flow) and grows as the
-residual falls (h ← h·‖G_old‖/‖G_new‖, at most doubling), so that the slow modes converge at the rate of
-Newton's method while directions of (near-)zero curvature, the manifold's tangents, move only as the flow
-moves them (by h times their tiny curvature), never by the uncontrolled jump of a minimum-norm Newton
-step. A step that is not finite, multiplies the residual by more than 10, or moves farther than
-``trust``·max(1, ‖x‖) is refused and h quartered. The end point is accepted only when ‖G‖ has reached
-round-off (``rtol``·‖DG‖_F·max(1, ‖x‖)); otherwise the result says it did not converge.
+       (I/h + D DG(x)) δ = −D G(x),   x ← x + δ,
 
-Independent of round-off: the iteration is a contraction at its end, so starts one ulp apart end within
-round-off of each other (tested).
+   whose pseudo-time step h starts at η and grows as the residual falls (h ← h·‖G_old‖/‖G_new‖, at most
+   ×10), so the slow modes converge at the rate of Newton's method while directions of (near-)zero
+   curvature, the manifold's tangents, move only as the flow moves them (by h times their tiny curvature):
+   never the uncontrolled jump of a minimum-norm Newton step along ill-conditioned directions. A step
+   that is not finite, multiplies the residual by more than 10 or moves farther than
+   ``trust``·max(1, ‖x‖) is refused and h quartered.
+
+The end point is accepted (``converged``) only when ‖G‖ has reached round-off, ``rtol``·‖D DG‖_F·max(1, ‖x‖);
+``newton_distance`` records how far the polish moved it from the trajectory's end. Both phases are
+contractions at the end, so starts one ulp apart end within round-off of each other (tested).
 """
 
 from __future__ import annotations
@@ -39,9 +46,12 @@ TRUST = 0.5  # largest step, relative to max(1, ‖x‖): a longer one is a jump
 
 class FlowLimit(NamedTuple):
     """Per start (C of them): the end points ``x`` (C, n), ``residual`` ‖G‖ (C,), ``converged`` (C,) bool,
-    ``flow_time`` Σh (C,), ``iterations`` (C,) int, and ``newton_distance`` (C,): ‖x* − x_j‖/max(1, ‖x*‖),
-    x_j the last iterate taken with h‖D DG‖ ≤ 1 (where the iterates still follow the flow's own path):
-    how far the end point lies from the flow's trajectory."""
+    ``flow_time`` (C,) (η·steps of the trajectory plus Σh of the polish), ``iterations`` of the polish (C,),
+    ``newton_distance`` (C,): ‖x* − x_T‖/max(1, ‖x*‖), x_T the trajectory's end (how far the fixed point
+    lies from the trajectory), ``eta`` (C,), the trajectory's step, and ``half_time`` (C,): the flow time at
+    which the path first got half-way from the start to x* (‖x − x_0‖ ≥ ½‖x* − x_0‖; the length of the
+    run's initial phase, in units of the model's rate: a run at rate α spends about half_time/α steps
+    there)."""
 
     x: np.ndarray
     residual: np.ndarray
@@ -49,6 +59,8 @@ class FlowLimit(NamedTuple):
     flow_time: np.ndarray
     iterations: np.ndarray
     newton_distance: np.ndarray
+    eta: np.ndarray
+    half_time: np.ndarray
 
 
 def _scaling(mask: np.ndarray, ratios: np.ndarray) -> np.ndarray:
@@ -56,29 +68,71 @@ def _scaling(mask: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     return np.where(mask[None, :], 1.0, np.asarray(ratios, np.float64)[:, None])
 
 
-def flow_limit(field: JointField, starts, *, ratios=1.0, max_iter: int = 400, rtol: float = RTOL,
-               trust: float = TRUST) -> FlowLimit:
-    """The limits of the gradient flow dx/dt = −D G(x) from each start (module docstring: ΨTC).
+CHUNKS = 40  # the trajectory is run in this many pieces, to record how far from the start it has come
+
+
+def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, rate: float):
+    """Phase 1: (end points (C, n), step η (C,), finite (C,), record) of ``steps`` explicit flow steps
+    from each row of X; ``record`` is (times (P,) per start as (C, P), distances from the start (C, P))."""
+    M = Dsc[:, :, None] * field.jacobians(X.T)
+    lam = np.array([np.abs(np.linalg.eigvals(m)).max(initial=0.0) for m in M])
+    eta = rate / np.maximum(lam, 1e-12)
+    piece = max(1, steps // CHUNKS)
+    for _ in range(9):  # a run that overflowed sharpened past its step on the way: halve it and rerun
+        V, ok = X.T.copy(), np.ones(X.shape[0], bool)
+        times, dists = [], []
+        for done in range(piece, steps + piece, piece):
+            V, ok_piece = field.flow(V, eta, Dsc.T, piece)
+            ok &= ok_piece
+            times.append(done * eta)
+            dists.append(np.linalg.norm(V.T - X, axis=1))
+        if ok.all():
+            break
+        eta = np.where(ok, eta, eta / 2)
+    return V.T.copy(), eta, ok, (np.stack(times, axis=1), np.stack(dists, axis=1))
+
+
+def _first_crossing(times: np.ndarray, dists: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per row: the first time at which ``dists`` reached ``target`` (the last time if never)."""
+    hit = dists >= target[:, None]
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), times.shape[1] - 1)
+    return times[np.arange(times.shape[0]), first]
+
+
+def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 4000, flow_rate: float = 0.1,
+               max_iter: int = 200, rtol: float = RTOL, trust: float = TRUST) -> FlowLimit:
+    """The limits of the gradient flow dx/dt = −D G(x) from each start (module docstring: a trajectory,
+    then a ΨTC polish).
 
     Args:
       field: the system's :class:`~sgtheory.linear.joint.JointField`.
       starts: flat start states (C, n) (or one, (n,)).
       ratios: r = β/α per start (scalar or (C,)): the SG's entries move r times as fast as the model's.
-      max_iter: iterations per start before it is declared not converged.
+      flow_steps: explicit steps of the trajectory (phase 1; 0 skips it).
+      flow_rate: the trajectory's step η as a fraction of 1/λ_0 (λ_0: the fastest mode at the start).
+      max_iter: polish iterations per start before it is declared not converged.
       rtol: round-off tolerance of the residual (see :data:`RTOL`).
-      trust: longest accepted step, relative to max(1, ‖x‖).
+      trust: longest accepted polish step, relative to max(1, ‖x‖).
 
     Returns:
       A :class:`FlowLimit` (arrays over the C starts).
     """
-    X = np.atleast_2d(np.asarray(starts, np.float64)).copy()
-    C, n = X.shape
+    X0 = np.atleast_2d(np.asarray(starts, np.float64))
+    C, n = X0.shape
     Dsc = _scaling(field.mask, np.broadcast_to(np.asarray(ratios, np.float64), (C,)))
+    if flow_steps > 0:
+        X, eta, finite, (times, dists) = _trajectory(field, X0, Dsc, int(flow_steps), flow_rate)
+    else:
+        M = Dsc[:, :, None] * field.jacobians(X0.T)
+        eta = flow_rate / np.maximum(np.linalg.norm(M, axis=(1, 2)), 1e-12)
+        X, finite = X0.copy(), np.ones(C, bool)
+        times, dists = np.zeros((C, 1)), np.zeros((C, 1))
+    polish_t, polish_d = [], []
+    X_traj = X.copy()
     G = np.array(field.values(X.T).T)
-    res = np.linalg.norm(G, axis=1)
-    h = np.full(C, np.nan)
-    time, iters = np.zeros(C), np.zeros(C, int)
-    last_flow = X.copy()
+    res = np.where(finite, np.linalg.norm(G, axis=1), np.inf)
+    h = eta.copy()
+    time, iters = eta * flow_steps, np.zeros(C, int)
     done = ~np.isfinite(res)
     converged = np.zeros(C, bool)
     stall = np.zeros(C, int)
@@ -88,47 +142,115 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, max_iter: int = 400, rt
             break
         # every start is evaluated at every iteration (finished ones too): fixed shapes, one compiled program
         M = Dsc[:, :, None] * field.jacobians(X.T)  # D DG, (C, n, n)
-        norm_M = np.maximum(np.linalg.norm(M, axis=(1, 2)), 1e-300)
+        norm_M = np.linalg.norm(M, axis=(1, 2))
         hit = ~done & (res <= rtol * norm_M * np.maximum(1.0, np.linalg.norm(X, axis=1)))
         converged |= hit
         done |= hit
         active = np.flatnonzero(~done)
         if active.size == 0:
             break
-        ha = np.where(np.isnan(h[active]), 0.5 / norm_M[active], h[active])
+        ha = h[active]
         step = np.linalg.solve(eye[None] / ha[:, None, None] + M[active],
                                -(Dsc[active] * G[active])[:, :, None])[:, :, 0]
         trial = X.copy()
         trial[active] += step
-        G_all = field.values(trial.T).T
-        G_new = G_all[active]
+        G_new = field.values(trial.T).T[active]
         res_new = np.linalg.norm(G_new, axis=1)
-        size = np.linalg.norm(step, axis=1)
         ok = (np.isfinite(res_new) & (res_new <= 10 * res[active])
-              & (size <= trust * np.maximum(1.0, np.linalg.norm(X[active], axis=1))))
+              & (np.linalg.norm(step, axis=1) <= trust * np.maximum(1.0, np.linalg.norm(X[active], axis=1))))
         iters[active] += 1
         acc, rej = active[ok], active[~ok]
         h[rej] = ha[~ok] / 4
-        flowlike = ha[ok] * norm_M[acc] <= 1.0
-        last_flow[acc[flowlike]] = trial[acc[flowlike]]
         time[acc] += ha[ok]
-        improved = (res_new[ok] < 0.999 * res[acc]) | flowlike  # a flow may raise ‖G‖ for a while
-        stall[acc] = np.where(improved, 0, stall[acc] + 1)
-        # never below the flow's own step 1/(2‖D DG‖): a flow that raises ‖G‖ for a while (an SG still
-        # learning) would otherwise shrink h without end
-        h[acc] = np.maximum(ha[ok] * np.clip(res[acc] / np.maximum(res_new[ok], 1e-300), 0.5, 2.0),
-                            0.5 / norm_M[acc])
+        ratio = res[acc] / np.maximum(res_new[ok], 1e-300)
+        # h grows at least 2x per step that did not raise the residual (slow modes barely lower it, so the
+        # residual alone would never let h grow), and as fast as the residual falls (SER, at most 10x);
+        # it shrinks while the residual rises, never below the trajectory's own step η
+        grow = np.where(ratio >= 1.0, np.clip(ratio, 2.0, 10.0), np.maximum(ratio, 0.5))
+        h[acc] = np.maximum(ha[ok] * grow, eta[acc])
+        large = ha[ok] >= 1e6 * eta[acc]
+        stall[acc] = np.where((ratio > 1.001) | ~large, 0, stall[acc] + 1)
         X[acc], G[acc], res[acc] = trial[acc], G_new[ok], res_new[ok]
-        # a residual stuck for 25 accepted steps is at the round-off floor of a hard case, or at no fixed
-        # point at all: stop (the tolerance decides which)
-        done[acc[stall[acc] >= 25]] = True
+        polish_t.append(time.copy())
+        polish_d.append(np.linalg.norm(X - X0, axis=1))
+        # a residual stuck for 20 accepted steps of a large pseudo-time step is at the round-off floor of a
+        # hard case, or at no fixed point at all: stop (the tolerance decides which)
+        done[acc[stall[acc] >= 20]] = True
     left = np.flatnonzero(~converged & np.isfinite(res))
     if left.size:  # stalled or out of iterations: the last accepted iterates checked against the tolerance
         M = Dsc[:, :, None] * field.jacobians(X.T)
         tol = rtol * np.linalg.norm(M, axis=(1, 2)) * np.maximum(1.0, np.linalg.norm(X, axis=1))
         converged[left] = res[left] <= tol[left]
     scale = np.maximum(1.0, np.linalg.norm(X, axis=1))
-    return FlowLimit(X, res, converged, time, iters, np.linalg.norm(X - last_flow, axis=1) / scale)
+    if polish_t:
+        times = np.concatenate([times, np.stack(polish_t, axis=1)], axis=1)
+        dists = np.concatenate([dists, np.stack(polish_d, axis=1)], axis=1)
+    half = _first_crossing(times, dists, 0.5 * np.linalg.norm(X - X0, axis=1))
+    return FlowLimit(X, res, converged, time, iters, np.linalg.norm(X - X_traj, axis=1) / scale, eta, half)
 
 
-__all__ = ["RTOL", "TRUST", "FlowLimit", "flow_limit"]
+class Flattest(NamedTuple):
+    """A flatter fixed point on the manifold through x*: ``x`` (n,), its ``sharpness`` ‖DG‖²_F, the
+    ``start_sharpness`` at x*, the descent ``iterations`` taken and ``on_manifold`` (its residual reached
+    round-off)."""
+
+    x: np.ndarray
+    sharpness: float
+    start_sharpness: float
+    iterations: int
+    on_manifold: bool
+
+
+def flattest(field: JointField, x_star, *, max_iter: int = 30, neutral_rtol: float = 1e-8) -> Flattest:
+    """A flattest fixed point reachable from the fixed point ``x_star`` along its manifold.
+
+    Deep linear models (and the unconditioned linear SG) have manifolds of fixed points (W_i → W_i Q,
+    W_{i+1} → Q⁻¹W_{i+1}, …) along which the curvature of the update map changes, and gradient descent at
+    the edge of stability drifts along them towards flatter points (Cohen et al. 2021; Damian et al. 2023,
+    self-stabilisation). This descends the sharpness S(x) = ‖DG(x)‖²_F along the manifold: a step along
+    the gradient projected on the tangent space null(DG(x)) (singular values below ``neutral_rtol``·σ_max),
+    then back onto the manifold by the polish of :func:`flow_limit` (no trajectory), accepted only if it
+    lowered S, with a step length doubled after a success and quartered after a failure; it stops at a
+    (local) minimum, after ``max_iter`` steps, or where there is no neutral direction. S is a smooth
+    stand-in for the spectral radius the theory needs: the result is *a* flatter fixed point, not a
+    certified flattest one.
+
+    Args:
+      field: the system's :class:`~sgtheory.linear.joint.JointField`.
+      x_star: a fixed point (n,) (residual at round-off).
+      max_iter: descent steps at most.
+      neutral_rtol: relative singular-value threshold of the neutral directions.
+
+    Returns:
+      A :class:`Flattest`.
+    """
+    x = np.asarray(x_star, np.float64).copy()
+    S0, _ = field.sharpness(x, np.zeros((x.size, 0)) if field.backend == "numpy" else None)
+    S, t, it = S0, None, 0
+    for it in range(1, max_iter + 1):
+        _, sv, Vt = np.linalg.svd(field.jacobian(x))
+        N = Vt[sv <= neutral_rtol * max(sv.max(initial=0.0), 1e-300)].T  # tangent basis (n, m)
+        if N.shape[1] == 0:
+            break
+        _, g = field.sharpness(x, N if field.backend == "numpy" else None)
+        gT = N @ g if field.backend == "numpy" else N @ (N.T @ g)
+        size = float(np.linalg.norm(gT))
+        if size <= 1e-12 * max(1.0, S):
+            break
+        t = 1e-2 * max(1.0, float(np.linalg.norm(x))) / size if t is None else t
+        for _ in range(10):
+            back = flow_limit(field, (x - t * gT)[None], flow_steps=0, max_iter=40)
+            if back.converged[0]:
+                S_new, _ = field.sharpness(back.x[0], np.zeros((x.size, 0)) if field.backend == "numpy" else None)
+                if S_new < S:
+                    x, S, t = back.x[0], S_new, 2 * t
+                    break
+            t /= 4
+        else:
+            break
+    res = float(np.linalg.norm(field.value(x)))
+    tol = RTOL * float(np.linalg.norm(field.jacobian(x))) * max(1.0, float(np.linalg.norm(x)))
+    return Flattest(x, float(S), float(S0), it, res <= tol)
+
+
+__all__ = ["RTOL", "TRUST", "FlowLimit", "flow_limit", "Flattest", "flattest"]

@@ -44,6 +44,26 @@ def _jacobians_jit(config: Config, problem, X, unravel):
     return jax.vmap(jax.jacfwd(G), in_axes=1)(X)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 6))
+def _flow_jit(config: Config, problem, X, scale, unravel, etas, steps):
+    def G(V):
+        return jax.vmap(lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0], in_axes=1, out_axes=1)(V)
+
+    def body(_, carry):
+        V, ok = carry
+        new = V - etas[None, :] * scale * G(V)
+        good = ok & jax.numpy.all(jax.numpy.isfinite(new), axis=0)
+        return jax.numpy.where(good[None, :], new, V), good
+
+    return jax.lax.fori_loop(0, steps, body, (X, jax.numpy.ones(X.shape[1], bool)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _sharpness_grad_jit(config: Config, problem, x, unravel):
+    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]  # noqa: E731
+    return jax.value_and_grad(lambda v: jax.numpy.sum(jax.jacfwd(G)(v) ** 2))(x)
+
+
 class _Unravel:
     """Hashable wrapper of a state's unravel function, keyed by the tree and the leaf shapes and dtypes (a
     static argument of the JAX programs: one compilation per config and layout, not per call)."""
@@ -107,12 +127,49 @@ class JointField:
         """DG at the columns of X (n, C): (C, n, n) float64 (numpy: complex step; jax: forward mode)."""
         X = np.asarray(X, np.float64)
         if self.backend == "numpy":
-            return np.stack([_field._jacobian(self._G, X[:, c]) for c in range(X.shape[1])])
+            return np.stack([_field._jacobian(self._G, X[:, c]) for c in range(X.shape[1])]
+                            or [np.zeros((0, self.n, self.n))])[: X.shape[1]].reshape(X.shape[1], self.n, self.n)
         return np.asarray(_jacobians_jit(self.config, self.problem, X, self._unravel), np.float64)
 
     def jacobian(self, x) -> np.ndarray:
         """DG at one flat state x (n,): (n, n)."""
         return self.jacobians(np.asarray(x)[:, None])[0]
+
+    def sharpness(self, x, directions=None):
+        """‖DG(x)‖²_F (a smooth measure of how sharp the field is at x) and its gradient: the full gradient
+        (n,) for ``directions=None`` (JAX backend), else the derivatives along the columns of ``directions``
+        (n, m) (numpy backend: central differences, exact to round-off for this degree-4 polynomial up to
+        the h² term, h = 1e-5·max(1, ‖x‖))."""
+        x = np.asarray(x, np.float64)
+        if self.backend == "jax":
+            value, grad = _sharpness_grad_jit(self.config, self.problem, x, self._unravel)
+            grad = np.asarray(grad, np.float64)
+            return float(value), (grad if directions is None else np.asarray(directions).T @ grad)
+        value = float(np.sum(self.jacobian(x) ** 2))
+        if directions is None:
+            directions = np.eye(self.n)
+        h = 1e-5 * max(1.0, float(np.linalg.norm(x)))
+        steps = np.concatenate([x[:, None] + h * directions, x[:, None] - h * directions], axis=1)
+        vals = np.sum(self.jacobians(steps) ** 2, axis=(1, 2))
+        m = directions.shape[1]
+        return value, (vals[:m] - vals[m:]) / (2 * h)
+
+    def flow(self, X, etas, scale, steps: int):
+        """``steps`` explicit Euler steps x ← x − η D G(x) of each column of X (n, C), the column's step
+        ``etas`` (C,) and scaling ``scale`` (n, C) (1 on the model's entries, r on the SG's). A column that
+        would become non-finite stops where it was. Returns (X (n, C), finite (C,) bool)."""
+        X = np.asarray(X, np.float64)
+        etas, scale = np.asarray(etas, np.float64), np.asarray(scale, np.float64)
+        if self.backend == "jax":
+            V, ok = _flow_jit(self.config, self.problem, X, scale, self._unravel, etas, int(steps))
+            return np.asarray(V, np.float64), np.asarray(ok)
+        V, ok = X.copy(), np.ones(X.shape[1], bool)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(int(steps)):
+                new = V - etas[None, :] * scale * self._G(V)
+                ok &= np.isfinite(new).all(axis=0)
+                V = np.where(ok[None, :], new, V)
+        return V, ok
 
 
 def joint_field(config: Config, problem, like: State) -> JointField:

@@ -140,15 +140,7 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
     """
     _check(config)
     if exact_fixed_point(config):
-        opt = optimum(config, problem)
-        dtype = np.dtype(problem.dtype)
-        layer = {"W": opt.W.astype(dtype)}
-        if config.bias:
-            layer["b"] = opt.b.astype(dtype)
-        sg = jax.tree_util.tree_map(lambda v: np.zeros(v.shape, v.dtype), state.sg)
-        if config.sg in ("linear", "cond-linear"):
-            sg = (_fit_output_sg(config, problem, layer, dtype),)
-        state = State((layer,), sg)
+        state = least_squares_point(config, problem, state)
         res = _residual(config, problem, state)
     else:
         scale = float(np.linalg.eigvalsh(np.asarray(_szz(problem), np.float64)).max())
@@ -173,6 +165,28 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
             break
         best = min(best, (res, state), key=lambda rs: rs[0])
     return best[1], best[0]
+
+
+def unique_fixed_point(config: Config) -> bool:
+    """Whether ``config``'s joint dynamics have one fixed point, known in closed form
+    (:func:`least_squares_point`): a linear model with MSE trained by backprop or with a label-conditioned
+    linear SG at the output, whose fit is exact there (Czarnecki et al. 2017). (The unconditioned linear SG
+    has two families of fixed points, and deep models manifolds: the flow decides which is reached.)"""
+    return exact_fixed_point(config) and config.sg in ("none", "cond-linear")
+
+
+def least_squares_point(config: Config, problem, like: State) -> State:
+    """The least-squares optimum (OLS on the moments) with every SG refitted there by least squares
+    (linear model, MSE; ``like`` gives the SG modules' shapes only: an abstract start will do)."""
+    opt = optimum(config, problem)
+    dtype = np.dtype(problem.dtype)
+    layer = {"W": opt.W.astype(dtype)}
+    if config.bias:
+        layer["b"] = opt.b.astype(dtype)
+    sg = jax.tree_util.tree_map(lambda v: np.zeros(v.shape, v.dtype), like.sg)
+    if config.sg in ("linear", "cond-linear"):
+        sg = (_fit_output_sg(config, problem, layer, dtype),)
+    return State((layer,), sg)
 
 
 def _fit_output_sg(config: Config, problem, layer: dict, dtype) -> dict:
@@ -358,5 +372,5 @@ def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
     return 2.0 / sxx, 2.0 / max(1.0, lam)
 
 
-__all__ = ["jacobian", "fixed_point", "exact_fixed_point", "Linearisation", "linearise", "spectral_radius",
+__all__ = ["jacobian", "fixed_point", "exact_fixed_point", "unique_fixed_point", "least_squares_point", "Linearisation", "linearise", "spectral_radius",
            "rate_eigenvalues", "overshoot_radius", "scalar_boundary"]

@@ -1,0 +1,321 @@
+"""The theory's prediction for an (α, β) grid in one call: per cell converges / diverges / undetermined, and why.
+
+:func:`predict` takes what :func:`sgtheory.linear.sweep` takes (config, problem, rates, seeds, init scales,
+steps) and, without simulating, says for every (seed, init scale, α, β) cell whether the run will diverge:
+
+1. **fixed points** the dynamics approach: for each seed and init scale the run's own start
+   (``init(config, problem, key=PRNGKey(seed))`` scaled by the init scale, as the sweep draws it), and for
+   each ratio r = β/α of the grid the limit of the flow dx/dt = −D_r G(x) from it
+   (:func:`sgtheory.linear.fixedpoints.flow_limit`; a linear model with MSE and backprop or a cond-linear SG
+   has one fixed point, in closed form). More than ``max_ratios`` distinct ratios are represented by
+   ``max_ratios`` log-spaced ones (each cell takes the nearest);
+2. their **linearisation** (neutral directions factored out) gives ρ* per cell
+   (:mod:`sgtheory.linear.theory`); where the fixed point lies on a manifold, a flatter point of it
+   (:func:`sgtheory.linear.fixedpoints.flattest`, one per start, from the ratio-1 limit) gives ρ♭;
+3. the **start**'s Jacobian gives the overshoots of the SG's regression, of the model and of the whole;
+4. the **rule** of :mod:`sgtheory.linear.rule` turns them into the verdict and its basis.
+
+``method="single-point"`` is the prediction before issue 12, kept for comparison: ρ < 1 at one fixed point
+(the first seed and init scale's, found by :func:`sgtheory.linear.theory.fixed_point`), two-way.
+Configurations outside the theory (an MLP SG, line-search SG steps, minibatches) get no claim: every cell
+undetermined, with the reason in ``claim``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from sgtheory.errors import InputError
+from sgtheory.linear import rule as _rule
+from sgtheory.linear import theory as _theory
+from sgtheory.linear.config import Config
+from sgtheory.linear.fixedpoints import flattest, flow_limit
+from sgtheory.linear.joint import joint_field
+from sgtheory.linear.optimum import optimum
+from sgtheory.linear.rules import init
+from sgtheory.linear.sweep import _initial_states, scaled
+from sgtheory.validate import choice, int_in_range, positive_list
+
+METHODS = ("three-way", "single-point")
+#: What a fixed point is, by its end-to-end map: the original problem's optimum, a constant predictor
+#: (W_eff = 0, the unconditioned linear SG's second family), or another point.
+KINDS = ("optimum", "constant predictor", "other")
+MAX_RATIOS = 32
+
+
+class Prediction(NamedTuple):
+    """The theory's verdict per cell. Coordinates ``alphas`` (A,), ``betas`` (B,), ``seeds`` (S,),
+    ``init_scales`` (I,); per cell (S, I, A, B): ``verdict`` (int8, index into
+    :data:`sgtheory.verdicts.PREDICTIONS`), ``basis`` (int8, index into :data:`sgtheory.linear.rule.BASES`),
+    ``rho`` (ρ* at the cell's fixed point, NaN without one), ``rho_eff`` (the radius the verdict rests on:
+    ρ*, or ρ♭ where a flatter point decided), ``rho_flat`` (ρ♭, NaN off manifolds), ``start_overshoot``
+    (g_0 at the start) and ``fixed_point`` (int32, row of ``table``; −1 none). ``table``: name -> array
+    over the fixed points found (``seed``, ``init_scale``, ``ratio``, ``kind`` (index into :data:`KINDS`),
+    ``residual``, ``converged``, ``neutral``, ``newton_distance``, ``loss``, ``flat_sharpness`` (‖DG‖²_F of
+    the flatter point over that of the point; NaN where none was sought)). ``method``, ``steps``, and
+    ``claim``: None where the theory applies, else why it makes no claim."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    seeds: np.ndarray
+    init_scales: np.ndarray
+    verdict: np.ndarray
+    basis: np.ndarray
+    rho: np.ndarray
+    rho_eff: np.ndarray
+    rho_flat: np.ndarray
+    start_overshoot: np.ndarray
+    fixed_point: np.ndarray
+    table: dict
+    method: str
+    steps: int
+    claim: str | None
+
+    def arrays(self) -> dict:
+        """Per-cell and table arrays for :func:`sgtheory.io.savez` (table columns prefixed ``fp_``)."""
+        cells = {k: getattr(self, k) for k in ("verdict", "basis", "rho", "rho_eff", "rho_flat", "start_overshoot",
+                                               "fixed_point")}
+        return {**cells, **{f"fp_{k}": np.asarray(v) for k, v in self.table.items()}}
+
+    def counts(self) -> dict:
+        """How many cells got each verdict, and each basis."""
+        from sgtheory.verdicts import PREDICTIONS
+
+        return {"verdicts": {p: int(np.sum(self.verdict == i)) for i, p in enumerate(PREDICTIONS)},
+                "bases": {b: int(np.sum(self.basis == i)) for i, b in enumerate(_rule.BASES)
+                          if np.any(self.basis == i)}}
+
+
+def no_claim(config: Config) -> str | None:
+    """Why the theory makes no claim about ``config`` (None where it does)."""
+    if config.sg == "mlp":
+        return "no claim: an MLP SG (ReLU) has no smooth linearisation the rule could read"
+    if config.sg_step != "fixed":
+        return "no claim: needs a fixed-rate SG step (line-search steps are not a map with a fixed Jacobian)"
+    if config.batch_size is not None:
+        return "no claim: needs full-batch updates"
+    return None
+
+
+def _empty(shape, fill, dtype=np.float64):
+    return np.full(shape, fill, dtype)
+
+
+def _grid(alphas, betas, seeds, init_scales, steps, method):
+    alphas = positive_list(np.atleast_1d(np.asarray(alphas, dtype=float)).tolist(), "alphas")
+    betas = positive_list(np.atleast_1d(np.asarray(betas, dtype=float)).tolist(), "betas")
+    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], np.int64)
+    if seeds.size == 0:
+        raise InputError("seeds: empty list")
+    scales = positive_list(np.atleast_1d(np.asarray(init_scales, dtype=float)).tolist(), "init_scales")
+    return alphas, betas, seeds, scales, int_in_range(steps, "steps", lo=1), choice(method, "method", METHODS)
+
+
+def _abstain(alphas, betas, seeds, scales, steps, method, why) -> Prediction:
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    return Prediction(alphas, betas, seeds, scales, _empty(shape, _rule.UNDETERMINED, np.int8),
+                      _empty(shape, _rule.NO_CLAIM, np.int8), _empty(shape, np.nan), _empty(shape, np.nan),
+                      _empty(shape, np.nan), _empty(shape, np.nan), _empty(shape, -1, np.int32), {}, method, steps,
+                      why)
+
+
+def _check_float64(problem):
+    if np.dtype(problem.dtype) != np.float64:
+        raise InputError(f"predict: needs a float64 problem (got {np.dtype(problem.dtype).name}): enable JAX's "
+                         "64-bit mode (jax.config.update('jax_enable_x64', True)) and build it with dtype=float64")
+
+
+def ratio_classes(alphas, betas, max_ratios: int = MAX_RATIOS):
+    """Representative ratios r = β/α of an (A, B) grid and each cell's class (A, B): the distinct ratios
+    (:func:`sgtheory.linear.theory.rate_eigenvalues` groups them the same way) or, when there are more than
+    ``max_ratios``, ``max_ratios`` log-spaced ones with each cell in the nearest."""
+    A, B = np.meshgrid(alphas, betas, indexing="ij")
+    ratios, label = _theory._ratio_classes(A.ravel(), B.ravel())
+    if ratios.size > max_ratios:
+        logs = np.linspace(np.log(ratios[0]), np.log(ratios[-1]), max_ratios)
+        label = np.abs(np.log(B / A).ravel()[:, None] - logs[None, :]).argmin(axis=1)
+        ratios = np.exp(logs)
+    return ratios, label.reshape(A.shape)
+
+
+def _end_to_end(state):
+    """(W_eff, b_eff) of a (deep) linear model in numpy (no JAX program per shape)."""
+    W = np.asarray(state.net[0]["W"], np.float64)
+    b = np.asarray(state.net[0].get("b", np.zeros(W.shape[1])), np.float64)
+    for layer in state.net[1:]:
+        Wl = np.asarray(layer["W"], np.float64)
+        b = b @ Wl + np.asarray(layer.get("b", 0.0), np.float64)
+        W = W @ Wl
+    return W, b
+
+
+def _kind_and_loss(config, problem, state, opt) -> tuple[int, float]:
+    """(index into :data:`KINDS`, the model's true loss) of a fixed point, in numpy: MSE from the moments,
+    log loss from the samples."""
+    W, b = _end_to_end(state)
+    scale = 1.0 + float(np.linalg.norm(opt.W)) + float(np.linalg.norm(opt.b))
+    if np.linalg.norm(W - opt.W) + np.linalg.norm(b - opt.b) <= 1e-6 * scale:
+        kind = 0
+    else:
+        kind = 1 if np.linalg.norm(W) <= 1e-8 * scale else 2
+    if config.loss == "mse":
+        Sxx, Sxy, Syy = (np.asarray(a, np.float64) for a in (problem.Sxx, problem.Sxy, problem.Syy))
+        mx, my = np.asarray(problem.mx, np.float64), np.asarray(problem.my, np.float64)
+        Epp = W.T @ Sxx @ W + np.outer(b, mx @ W) + np.outer(mx @ W, b) + np.outer(b, b)
+        Epy = W.T @ Sxy + np.outer(b, my)
+        value = 0.5 * (np.trace(Epp) - 2 * np.trace(Epy) + np.trace(Syy))
+    else:
+        X, Y = np.asarray(problem.X, np.float64), np.asarray(problem.Y, np.float64)
+        P = X @ W + b
+        if P.shape[1] == 1:
+            value = float(np.mean(np.logaddexp(0.0, P) - Y * P))
+        else:
+            Pm = P.max(axis=1, keepdims=True)
+            value = float(np.mean(np.log(np.exp(P - Pm).sum(axis=1)) + Pm[:, 0] - np.sum(Y * P, axis=1)))
+    return kind, float(value)
+
+
+def _start_overshoots(field, x0, A, B):
+    """(g_SG, g_model, g_0) per cell (A, B) at the start x0 (see :mod:`sgtheory.linear.rule`)."""
+    D = field.jacobian(x0)
+    m = field.mask
+
+    def block(mu, rates):
+        if mu.size == 0:
+            return np.zeros(rates.shape)
+        z = rates[..., None] * mu
+        return np.where(z.real > 0, np.abs(1 - z), 0.0).max(axis=-1)
+
+    g_sg = block(np.linalg.eigvals(D[np.ix_(~m, ~m)]) if (~m).any() else np.zeros(0), B)
+    g_model = block(np.linalg.eigvals(D[np.ix_(m, m)]), A)
+    g0 = _theory.overshoot_radius(_theory.linearise_matrix(D, m), A, B)
+    return g_sg, g_model, g0
+
+
+def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.0,), steps: int = 1000,
+            method: str = "three-way", max_ratios: int = MAX_RATIOS) -> Prediction:
+    """Predict, cell by cell, whether :func:`sgtheory.linear.sweep` runs converge (module docstring).
+
+    Args:
+      config: the experiment (:class:`~sgtheory.linear.config.Config`).
+      problem: a float64 :class:`~sgtheory.linear.problems.Problem` (the theory runs in float64 whatever
+        dtype the sweep simulates in; needs JAX's 64-bit mode).
+      alphas, betas: the grid's rates (1-D, positive).
+      seeds, init_scales: the sweep's initialisation seeds and scales.
+      steps: the sweep's step budget T (the rule's growth threshold 2^(2/T) depends on it).
+      method: ``"three-way"`` (default) or ``"single-point"`` (the pre-issue-12 prediction).
+      max_ratios: most flow limits per start (distinct ratios β/α beyond it share the nearest).
+
+    Returns:
+      A :class:`Prediction`.
+    """
+    alphas, betas, seeds, scales, steps, method = _grid(alphas, betas, seeds, init_scales, steps, method)
+    why = no_claim(config)
+    if why is not None:
+        return _abstain(alphas, betas, seeds, scales, steps, method, why)
+    _check_float64(problem)
+    max_ratios = int_in_range(max_ratios, "max_ratios", lo=1)
+    with threadpool_limits(1):  # many small dense problems: BLAS threads only contend (10-100x slower)
+        if method == "single-point":
+            return _single_point(config, problem, alphas, betas, seeds, scales, steps)
+        return _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios)
+
+
+def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios) -> Prediction:
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    A, B = np.meshgrid(alphas, betas, indexing="ij")
+    stacked = _initial_states(config, problem, seeds.astype(np.uint32))  # as the sweep draws them
+    bases = {s: jax.tree_util.tree_map(lambda v, i=i: np.asarray(v[i]), stacked) for i, s in enumerate(seeds.tolist())}
+    starts = [(s, c, scaled(bases[s], c)) for s, c in itertools.product(seeds.tolist(), scales.tolist())]
+    field = joint_field(config, problem, starts[0][2])
+    X0 = np.stack([field.flatten(st) for _, _, st in starts])
+    opt = optimum(config, problem)
+    ratios, label = ratio_classes(alphas, betas, max_ratios)
+    unique = _theory.unique_fixed_point(config)
+    if unique:  # one fixed point for every start and ratio
+        points = field.flatten(_theory.least_squares_point(config, problem, starts[0][2]))[None]
+        res = np.array([np.linalg.norm(field.value(points[0]))])
+        conv = res <= 1e-10 * max(1.0, float(np.linalg.norm(points[0])))
+        nd = np.zeros(1)
+        owners = [(starts[0][0], starts[0][1], np.nan)]
+        index = np.zeros((len(starts), ratios.size), int)
+        ratio1 = np.zeros(len(starts), int)
+    else:  # every start with every ratio class, and with r = 1 for the flatter point
+        K = ratios.size
+        cols = [(i, r) for i in range(len(starts)) for r in [*ratios.tolist(), 1.0]]
+        lim = flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]))
+        points, res, conv, nd = lim.x, lim.residual, lim.converged, lim.newton_distance
+        owners = [(starts[i][0], starts[i][1], r) for i, r in cols]
+        index = np.arange(len(cols)).reshape(len(starts), K + 1)[:, :K]
+        ratio1 = np.arange(len(cols)).reshape(len(starts), K + 1)[:, K]
+    D = field.jacobians(points.T)
+    lins = [_theory.linearise_matrix(D[j], field.mask, residual=float(res[j])) for j in range(len(points))]
+    rho = _empty(shape, np.nan)
+    rho_flat = _empty(shape, np.nan)
+    manifold = np.zeros(shape, bool)
+    found = np.zeros(shape, bool)
+    fp = _empty(shape, -1, np.int32)
+    g_sg, g_model, g0 = (_empty(shape, np.nan) for _ in range(3))
+    flat_ratio = np.full(len(points), np.nan)
+    for i, (s_i, c_i) in enumerate(itertools.product(range(seeds.size), range(scales.size))):
+        for k in range(ratios.size):
+            cells = label == k
+            j = int(index[i, k])
+            fp[s_i, c_i][cells] = j
+            found[s_i, c_i][cells] = bool(conv[j])
+            manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
+            rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
+        j1 = int(ratio1[i])
+        if conv[j1] and lins[j1].n_neutral > 0 and (manifold[s_i, c_i] & (rho[s_i, c_i] >= 1.0)).any():
+            flat = flattest(field, points[j1])
+            flat_ratio[j1] = flat.sharpness / max(flat.start_sharpness, 1e-300)
+            lin_flat = _theory.linearise_matrix(field.jacobian(flat.x), field.mask)
+            rho_flat[s_i, c_i] = _theory.spectral_radius(lin_flat, A, B)
+        g_sg[s_i, c_i], g_model[s_i, c_i], g0[s_i, c_i] = _start_overshoots(field, X0[i], A, B)
+    verdict, basis, rho_eff = _rule.decide(rho, rho_flat, manifold, g_sg, g_model, g0, found, steps=steps)
+    kinds = [_kind_and_loss(config, problem, field.unflatten(x), opt) for x in points]
+    table = {
+        "seed": np.array([o[0] for o in owners], np.int64),
+        "init_scale": np.array([o[1] for o in owners], np.float64),
+        "ratio": np.array([o[2] for o in owners], np.float64),
+        "kind": np.array([k for k, _ in kinds], np.int8),
+        "residual": np.asarray(res, np.float64),
+        "converged": np.asarray(conv, bool),
+        "neutral": np.array([lin.n_neutral for lin in lins], np.int32),
+        "newton_distance": np.asarray(nd, np.float64),
+        "loss": np.array([v for _, v in kinds], np.float64),
+        "flat_sharpness": flat_ratio,
+    }
+    return Prediction(alphas, betas, seeds, scales, verdict, basis, rho, rho_eff, rho_flat, g0, fp, table,
+                      "three-way", steps, None)
+
+
+def _single_point(config, problem, alphas, betas, seeds, scales, steps) -> Prediction:
+    """The pre-issue-12 prediction: ρ < 1 at the first seed and init scale's fixed point, for every cell."""
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    start = scaled(init(config, problem, key=jax.random.PRNGKey(int(seeds[0]))), float(scales[0]))
+    fixed, residual = _theory.fixed_point(config, problem, start)
+    if not residual < 1e-8:
+        return _abstain(alphas, betas, seeds, scales, steps, "single-point",
+                        f"no fixed point found from seed {seeds[0]}, scale {scales[0]:g} (residual {residual:.3g})")
+    lin = _theory.linearise(config, problem, fixed, residual=residual)
+    rho2 = _theory.spectral_radius(lin, alphas[:, None], betas[None, :])
+    rho = np.broadcast_to(rho2, shape).copy()
+    verdict = np.where(rho < 1.0, _rule.CONVERGES, _rule.DIVERGES).astype(np.int8)
+    basis = np.where(rho < 1.0, _rule.FP_STABLE, _rule.FP_UNSTABLE).astype(np.int8)
+    table = {"seed": np.array([seeds[0]]), "init_scale": np.array([scales[0]]), "ratio": np.array([np.nan]),
+             "residual": np.array([residual]), "converged": np.array([True]),
+             "neutral": np.array([lin.n_neutral], np.int32), "newton_distance": np.array([np.nan]),
+             "flat_sharpness": np.array([np.nan])}
+    kind, value = _kind_and_loss(config, problem, fixed, optimum(config, problem))
+    table.update(kind=np.array([kind], np.int8), loss=np.array([value]))
+    return Prediction(alphas, betas, seeds, scales, verdict, basis, rho, rho.copy(), _empty(shape, np.nan),
+                      _empty(shape, np.nan), np.zeros(shape, np.int32), table, "single-point", steps, None)
+
+
+__all__ = ["METHODS", "KINDS", "MAX_RATIOS", "Prediction", "no_claim", "ratio_classes", "predict"]
