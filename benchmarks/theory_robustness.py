@@ -86,8 +86,8 @@ def run_config(spec: dict, *, grid: int, steps: int, compare: bool = True) -> di
     out = {"spec": spec, "agreement": s["agreement"], "coverage": s["coverage"], "n_cells": int(result.status.size),
            "n_counted": s["n_counted"], "n_mismatch": s["n_mismatch"], "n_undetermined": s["n_undetermined"],
            "n_band": s["n_band"], "claim": prediction.claim, "status": result.counts(), **prediction.counts(),
-           "fixed_points_converged": int(np.sum(prediction.table.get("converged", []))),
-           "fixed_points": int(np.size(prediction.table.get("converged", []))),
+           "fixed_points_found": int(np.sum(prediction.table.get("found", []))),
+           "fixed_points_sought": int(np.size(prediction.table.get("found", []))),
            "sweep_seconds": round(t1 - t0, 2), "theory_seconds": round(t2 - t1, 2)}
     if compare:
         old = score(predict(config, problem, alphas, betas, seeds=seeds, init_scales=scales, steps=steps,

@@ -1,14 +1,14 @@
 """``sgtheory sweep``'s phase-diagram PNG, drawn by a child process that starts with the command.
 
-Importing matplotlib and drawing a first figure (fonts, the mathtext parser for the log-axis labels) take
-about as long as a 128×128 sweep itself on 2 cores (0.5–0.8 s and 0.3–0.5 s on the CI machine). So the
-command starts this module as a child Python first thing, and the child does that work while the parent
-imports JAX and runs the sweep and the theory:
+Importing matplotlib and drawing a first figure (fonts, tick labels) take about as long as a 128×128 sweep
+itself on 2 cores (``benchmarks/sweep_throughput.py``). So the command starts this module as a child Python
+first thing, and the child does that work while the parent imports JAX and runs the sweep and the theory:
 
 1. the parent sends the grid and the title (one JSON line on the child's stdin) once its input is valid;
    the child builds the figure with an empty grid and draws it once;
 2. once ``sweep.npz`` is written the parent sends the npz and PNG paths; the child fills in the verdicts,
-   the theory's boundary and the mismatches from the npz, writes the PNG (atomically,
+   the theory's boundary, its undetermined cells, the regions of different fixed points and the mismatches
+   of the first seed and init scale (the title says which) from the npz, writes the PNG (atomically,
    :func:`sgtheory.io.savefig`) and exits.
 
 The parent kills a child it never asked to draw (bad input, a failure, an interrupt); the child writes
@@ -22,8 +22,8 @@ import os
 import subprocess
 import sys
 
-#: Fixed margins (fractions of the style's 5 × 3.6 in figure) that fit the labels and a title of up to ~70
-#: characters: one draw, where ``bbox_inches="tight"`` draws the figure twice (0.25 s against 0.4 s).
+#: Fixed margins (fractions of the style's 5 × 3.6 in figure) that fit the labels and a title of up to ~90
+#: characters: one draw, where ``bbox_inches="tight"`` draws the figure twice.
 MARGINS = dict(left=0.12, right=0.95, bottom=0.13, top=0.92)
 DPI = 150
 
@@ -70,6 +70,32 @@ def _request() -> dict | None:
     return json.loads(line) if line.strip() else None
 
 
+def _theory_layers(d: dict):
+    """(ρ, keyword layers) of the first seed and init scale from a sweep file: the boundary (ρ the verdict
+    rests on, or the single-point ρ), the mismatches, the undetermined cells and the fixed-point kinds."""
+    import numpy as np
+
+    from sgtheory.verdicts import PREDICTIONS
+
+    first = lambda name: d[name][0, 0] if name in d else None  # noqa: E731
+    rho = first("rho_eff") if "rho_eff" in d else d.get("rho")
+    if rho is not None and rho.ndim == 4:
+        rho = rho[0, 0]
+    kw = {"mismatch": first("mismatch")}
+    if "verdict" in d:
+        verdict = first("verdict")
+        kw["undetermined"] = verdict == PREDICTIONS.index("undetermined")
+        kw["predicted"] = np.where(kw["undetermined"], np.nan, (verdict == PREDICTIONS.index("converges")) * 1.0)
+    if "fixed_point" in d and "fp_kind" in d and d["fp_kind"].size:
+        index = first("fixed_point")
+        kw["kinds"] = np.where(index >= 0, d["fp_kind"][np.clip(index, 0, None)], -1)
+        kw["kind_names"] = KIND_NAMES
+    return rho, kw
+
+
+KIND_NAMES = ("optimum", "constant predictor", "other")  # as sgtheory.linear.predict.KINDS (no JAX import here)
+
+
 def _serve() -> int:
     import numpy as np
 
@@ -89,8 +115,8 @@ def _serve() -> int:
         if paths is None:
             return 0
         d = load_npz(paths["npz"], what="sweep file")
-        fill_phase_axes(ax, mesh, a, b, d["status"][0, 0], d.get("rho"),
-                        mismatch=d["mismatch"][0, 0] if "mismatch" in d else None)
+        rho, layers = _theory_layers(d)
+        fill_phase_axes(ax, mesh, a, b, d["status"][0, 0], rho, **layers)
         savefig(fig, paths["png"], dpi=DPI, bbox_inches=None)
     return 0
 

@@ -10,7 +10,8 @@ flow approaches some of them only along slow modes (curvature 1e-6 of the larges
 number of explicit steps resolves. :func:`flow_limit` therefore works in two phases:
 
 1. **the trajectory**: ``flow_steps`` explicit Euler steps x ← x − η D G(x) with η = ``flow_rate``/λ_0,
-   λ_0 the largest |eigenvalue| of D DG at the start (η halved, up to 8 times, while a run overflows):
+   λ_0 the largest |eigenvalue| of D DG at the start (run in pieces; a piece that overflows is redone from
+   its start with η halved):
    the dynamics themselves at small rates, which settle every fast and medium mode and fix where on a
    manifold the run lands;
 2. **the polish**: pseudo-transient continuation (ΨTC; Kelley & Keyes 1998) from the trajectory's end,
@@ -46,7 +47,7 @@ TRUST = 0.5  # largest step, relative to max(1, ‖x‖): a longer one is a jump
 
 class FlowLimit(NamedTuple):
     """Per start (C of them): the end points ``x`` (C, n), ``residual`` ‖G‖ (C,), ``converged`` (C,) bool,
-    ``flow_time`` (C,) (η·steps of the trajectory plus Σh of the polish), ``iterations`` of the polish (C,),
+    ``flow_time`` (C,) (Σ η of the trajectory's steps plus Σh of the polish), ``iterations`` of the polish (C,),
     ``newton_distance`` (C,): ‖x* − x_T‖/max(1, ‖x*‖), x_T the trajectory's end (how far the fixed point
     lies from the trajectory), ``eta`` (C,), the trajectory's step, and ``half_time`` (C,): the flow time at
     which the path first got half-way from the start to x* (‖x − x_0‖ ≥ ½‖x* − x_0‖; the length of the
@@ -73,22 +74,25 @@ CHUNKS = 40  # the trajectory is run in this many pieces, to record how far from
 
 def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, rate: float):
     """Phase 1: (end points (C, n), step η (C,), finite (C,), record) of ``steps`` explicit flow steps
-    from each row of X; ``record`` is (times (P,) per start as (C, P), distances from the start (C, P))."""
+    from each row of X, in :data:`CHUNKS` pieces; a run that overflows in a piece (it sharpened past its
+    step on the way) goes back to the piece's start with its step halved. ``record`` is (times, distances
+    from the start), both (C, pieces)."""
     M = Dsc[:, :, None] * field.jacobians(X.T)
     lam = np.array([np.abs(np.linalg.eigvals(m)).max(initial=0.0) for m in M])
     eta = rate / np.maximum(lam, 1e-12)
     piece = max(1, steps // CHUNKS)
-    for _ in range(9):  # a run that overflowed sharpened past its step on the way: halve it and rerun
-        V, ok = X.T.copy(), np.ones(X.shape[0], bool)
-        times, dists = [], []
-        for done in range(piece, steps + piece, piece):
-            V, ok_piece = field.flow(V, eta, Dsc.T, piece)
-            ok &= ok_piece
-            times.append(done * eta)
-            dists.append(np.linalg.norm(V.T - X, axis=1))
-        if ok.all():
-            break
-        eta = np.where(ok, eta, eta / 2)
+    V, ok = X.T.copy(), np.ones(X.shape[0], bool)
+    time = np.zeros(X.shape[0])
+    times, dists = [], []
+    for _ in range(-(-steps // piece)):
+        new, fine = field.flow(V, eta, Dsc.T, piece)
+        bad = ~fine & (eta > 1e-12 * rate / np.maximum(lam, 1e-12))  # at most ~40 halvings
+        time = np.where(fine, time + piece * eta, time)
+        V = np.where(fine[None, :], new, V)
+        eta = np.where(bad, eta / 2, eta)
+        ok = fine | bad
+        times.append(time.copy())
+        dists.append(np.linalg.norm(V.T - X, axis=1))
     return V.T.copy(), eta, ok, (np.stack(times, axis=1), np.stack(dists, axis=1))
 
 
@@ -132,7 +136,7 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 4000,
     G = np.array(field.values(X.T).T)
     res = np.where(finite, np.linalg.norm(G, axis=1), np.inf)
     h = eta.copy()
-    time, iters = eta * flow_steps, np.zeros(C, int)
+    time, iters = times[:, -1].copy(), np.zeros(C, int)
     done = ~np.isfinite(res)
     converged = np.zeros(C, bool)
     stall = np.zeros(C, int)
@@ -190,7 +194,7 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 4000,
 
 
 class Flattest(NamedTuple):
-    """A flatter fixed point on the manifold through x*: ``x`` (n,), its ``sharpness`` ‖DG‖²_F, the
+    """A flatter fixed point on the manifold through x*: ``x`` (n,), its ``sharpness`` σ_max(DG), the
     ``start_sharpness`` at x*, the descent ``iterations`` taken and ``on_manifold`` (its residual reached
     round-off)."""
 
@@ -201,19 +205,20 @@ class Flattest(NamedTuple):
     on_manifold: bool
 
 
-def flattest(field: JointField, x_star, *, max_iter: int = 30, neutral_rtol: float = 1e-8) -> Flattest:
-    """A flattest fixed point reachable from the fixed point ``x_star`` along its manifold.
+def flattest(field: JointField, x_star, *, max_iter: int = 20, neutral_rtol: float = 1e-8) -> Flattest:
+    """A flatter fixed point reachable from the fixed point ``x_star`` along its manifold.
 
     Deep linear models (and the unconditioned linear SG) have manifolds of fixed points (W_i → W_i Q,
     W_{i+1} → Q⁻¹W_{i+1}, …) along which the curvature of the update map changes, and gradient descent at
     the edge of stability drifts along them towards flatter points (Cohen et al. 2021; Damian et al. 2023,
-    self-stabilisation). This descends the sharpness S(x) = ‖DG(x)‖²_F along the manifold: a step along
-    the gradient projected on the tangent space null(DG(x)) (singular values below ``neutral_rtol``·σ_max),
-    then back onto the manifold by the polish of :func:`flow_limit` (no trajectory), accepted only if it
-    lowered S, with a step length doubled after a success and quartered after a failure; it stops at a
-    (local) minimum, after ``max_iter`` steps, or where there is no neutral direction. S is a smooth
-    stand-in for the spectral radius the theory needs: the result is *a* flatter fixed point, not a
-    certified flattest one.
+    self-stabilisation). This descends the sharpness S(x) = σ_max(DG(x)), the largest singular value of the
+    field's Jacobian, along the manifold: a step along its gradient ∇(uᵀDG v) (u, v the top singular
+    pair) projected on the tangent space null(DG(x)) (singular values below ``neutral_rtol``·σ_max), then
+    back onto the manifold by the polish of :func:`flow_limit` (no trajectory), accepted only if it lowered
+    S, with a step length doubled after a success and quartered after a failure; it stops at a (local)
+    minimum, after ``max_iter`` steps, or where there is no neutral direction. σ_max stands in for the
+    spectral radius the theory needs at each rate: the result is *a* flatter fixed point, not a certified
+    flattest one.
 
     Args:
       field: the system's :class:`~sgtheory.linear.joint.JointField`.
@@ -225,32 +230,34 @@ def flattest(field: JointField, x_star, *, max_iter: int = 30, neutral_rtol: flo
       A :class:`Flattest`.
     """
     x = np.asarray(x_star, np.float64).copy()
-    S0, _ = field.sharpness(x, np.zeros((x.size, 0)) if field.backend == "numpy" else None)
-    S, t, it = S0, None, 0
+    U, sv, Vt = np.linalg.svd(field.jacobian(x))
+    S0 = S = float(sv[0])
+    t, it = None, 0
     for it in range(1, max_iter + 1):
-        _, sv, Vt = np.linalg.svd(field.jacobian(x))
-        N = Vt[sv <= neutral_rtol * max(sv.max(initial=0.0), 1e-300)].T  # tangent basis (n, m)
+        N = Vt[sv <= neutral_rtol * max(sv[0], 1e-300)].T  # tangent basis (n, m)
         if N.shape[1] == 0:
             break
-        _, g = field.sharpness(x, N if field.backend == "numpy" else None)
-        gT = N @ g if field.backend == "numpy" else N @ (N.T @ g)
+        if field.backend == "numpy":
+            gT = N @ field.bilinear_gradient(x, U[:, 0], Vt[0], N)
+        else:
+            gT = N @ (N.T @ field.bilinear_gradient(x, U[:, 0], Vt[0]))
         size = float(np.linalg.norm(gT))
         if size <= 1e-12 * max(1.0, S):
             break
         t = 1e-2 * max(1.0, float(np.linalg.norm(x))) / size if t is None else t
-        for _ in range(10):
+        for _ in range(8):
             back = flow_limit(field, (x - t * gT)[None], flow_steps=0, max_iter=40)
             if back.converged[0]:
-                S_new, _ = field.sharpness(back.x[0], np.zeros((x.size, 0)) if field.backend == "numpy" else None)
-                if S_new < S:
-                    x, S, t = back.x[0], S_new, 2 * t
+                U_new, sv_new, Vt_new = np.linalg.svd(field.jacobian(back.x[0]))
+                if sv_new[0] < S:
+                    x, S, U, sv, Vt, t = back.x[0], float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
                     break
             t /= 4
         else:
             break
     res = float(np.linalg.norm(field.value(x)))
     tol = RTOL * float(np.linalg.norm(field.jacobian(x))) * max(1.0, float(np.linalg.norm(x)))
-    return Flattest(x, float(S), float(S0), it, res <= tol)
+    return Flattest(x, S, S0, it, res <= tol)
 
 
 __all__ = ["RTOL", "TRUST", "FlowLimit", "flow_limit", "Flattest", "flattest"]

@@ -58,10 +58,10 @@ def _flow_jit(config: Config, problem, X, scale, unravel, etas, steps):
     return jax.lax.fori_loop(0, steps, body, (X, jax.numpy.ones(X.shape[1], bool)))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _sharpness_grad_jit(config: Config, problem, x, unravel):
-    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]  # noqa: E731
-    return jax.value_and_grad(lambda v: jax.numpy.sum(jax.jacfwd(G)(v) ** 2))(x)
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _bilinear_grad_jit(config: Config, problem, x, u, v, unravel):
+    G = lambda w: ravel_pytree(gradients(config, problem, unravel(w)))[0]  # noqa: E731
+    return jax.grad(lambda w: jax.numpy.dot(u, jax.jvp(G, (w,), (v,))[1]))(x)
 
 
 class _Unravel:
@@ -135,24 +135,23 @@ class JointField:
         """DG at one flat state x (n,): (n, n)."""
         return self.jacobians(np.asarray(x)[:, None])[0]
 
-    def sharpness(self, x, directions=None):
-        """‖DG(x)‖²_F (a smooth measure of how sharp the field is at x) and its gradient: the full gradient
-        (n,) for ``directions=None`` (JAX backend), else the derivatives along the columns of ``directions``
-        (n, m) (numpy backend: central differences, exact to round-off for this degree-4 polynomial up to
-        the h² term, h = 1e-5·max(1, ‖x‖))."""
-        x = np.asarray(x, np.float64)
+    def bilinear_gradient(self, x, u, v, directions=None):
+        """The gradient of x ↦ uᵀ DG(x) v (u, v fixed (n,) vectors; with the top singular pair of DG it is the
+        gradient of the largest singular value): the full gradient (n,) on the JAX backend (reverse mode
+        over one forward derivative), the derivatives along the columns of ``directions`` (n, m) on the
+        numpy one (central differences of the complex-step derivative DG(x)v = Im G(x + i·h·v)/h, exact to
+        the h² term of a polynomial, h = 1e-6·max(1, ‖x‖))."""
+        x, u, v = (np.asarray(a, np.float64) for a in (x, u, v))
         if self.backend == "jax":
-            value, grad = _sharpness_grad_jit(self.config, self.problem, x, self._unravel)
-            grad = np.asarray(grad, np.float64)
-            return float(value), (grad if directions is None else np.asarray(directions).T @ grad)
-        value = float(np.sum(self.jacobian(x) ** 2))
+            grad = np.asarray(_bilinear_grad_jit(self.config, self.problem, x, u, v, self._unravel), np.float64)
+            return grad if directions is None else np.asarray(directions).T @ grad
         if directions is None:
             directions = np.eye(self.n)
-        h = 1e-5 * max(1.0, float(np.linalg.norm(x)))
-        steps = np.concatenate([x[:, None] + h * directions, x[:, None] - h * directions], axis=1)
-        vals = np.sum(self.jacobians(steps) ** 2, axis=(1, 2))
+        h = 1e-6 * max(1.0, float(np.linalg.norm(x)))
+        pts = np.concatenate([x[:, None] + h * directions, x[:, None] - h * directions], axis=1)
+        jv = self._G(pts + 1j * _field.COMPLEX_STEP * v[:, None]).imag / _field.COMPLEX_STEP  # DG v at each
         m = directions.shape[1]
-        return value, (vals[:m] - vals[m:]) / (2 * h)
+        return u @ (jv[:, :m] - jv[:, m:]) / (2 * h)
 
     def flow(self, X, etas, scale, steps: int):
         """``steps`` explicit Euler steps x ← x − η D G(x) of each column of X (n, C), the column's step

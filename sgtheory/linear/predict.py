@@ -7,8 +7,8 @@ steps) and, without simulating, says for every (seed, init scale, α, β) cell w
    (``init(config, problem, key=PRNGKey(seed))`` scaled by the init scale, as the sweep draws it), and for
    each ratio r = β/α of the grid the limit of the flow dx/dt = −D_r G(x) from it
    (:func:`sgtheory.linear.fixedpoints.flow_limit`; a linear model with MSE and backprop or a cond-linear SG
-   has one fixed point, in closed form). More than ``max_ratios`` distinct ratios are represented by
-   ``max_ratios`` log-spaced ones (each cell takes the nearest);
+   has one fixed point, in closed form). More than ``max_ratios`` distinct ratios (fewer for large states,
+   see :data:`RATIO_BUDGET`) are represented by that many log-spaced ones (each cell takes the nearest);
 2. their **linearisation** (neutral directions factored out) gives ρ* per cell
    (:mod:`sgtheory.linear.theory`); where the fixed point lies on a manifold, a flatter point of it
    (:func:`sgtheory.linear.fixedpoints.flattest`, one per start, from the ratio-1 limit) gives ρ♭;
@@ -46,6 +46,21 @@ METHODS = ("three-way", "single-point")
 #: (W_eff = 0, the unconditioned linear SG's second family), or another point.
 KINDS = ("optimum", "constant predictor", "other")
 MAX_RATIOS = 32
+#: Per start, at most max(MIN_RATIOS, RATIO_BUDGET / n²) flow limits for a state of n entries (their polish
+#: solves n×n systems): all 32 below about 250 entries, 4 for the README's deep net (461).
+RATIO_BUDGET, MIN_RATIOS = 2_000_000, 4
+#: A fixed point counts only if it attracts the flow: every non-neutral eigenvalue μ of D DG has
+#: Re μ ≥ −this·max|μ| (a saddle the polish converged to repels the flow that was to reach it).
+ATTRACT_RTOL = 1e-6
+
+
+def _attracting(lin, ratio: float) -> bool:
+    """Whether the flow dx/dt = −D_r G(x) is attracted to the point of ``lin`` (no eigenvalue of
+    P_model + r P_sg with a negative real part beyond round-off)."""
+    if lin.P_model.shape[0] == 0:
+        return True
+    mu = np.linalg.eigvals(lin.P_model + ratio * lin.P_sg)
+    return bool(mu.real.min() >= -ATTRACT_RTOL * np.abs(mu).max())
 
 
 class Prediction(NamedTuple):
@@ -55,9 +70,12 @@ class Prediction(NamedTuple):
     ``rho`` (ρ* at the cell's fixed point, NaN without one), ``rho_eff`` (the radius the verdict rests on:
     ρ*, or ρ♭ where a flatter point decided), ``rho_flat`` (ρ♭, NaN off manifolds), ``start_overshoot``
     (g_0 at the start) and ``fixed_point`` (int32, row of ``table``; −1 none). ``table``: name -> array
-    over the fixed points found (``seed``, ``init_scale``, ``ratio``, ``kind`` (index into :data:`KINDS`),
-    ``residual``, ``converged``, ``neutral``, ``newton_distance``, ``loss``, ``flat_sharpness`` (‖DG‖²_F of
-    the flatter point over that of the point; NaN where none was sought)). ``method``, ``steps``, and
+    over the fixed points sought (``seed``, ``init_scale``, ``ratio``, ``kind`` (index into :data:`KINDS`),
+    ``residual``, ``converged`` (residual at round-off), ``attracting`` (the flow is attracted to it),
+    ``found`` (converged and attracting: the cells that use it are decided), ``neutral``,
+    ``newton_distance`` (how far the polish moved it from the trajectory's end), ``loss``,
+    ``flat_sharpness`` (σ_max(DG) of the
+    flatter point over that of the point; NaN where none was sought)). ``method``, ``steps``, and
     ``claim``: None where the theory applies, else why it makes no claim."""
 
     alphas: np.ndarray
@@ -198,7 +216,7 @@ def _start_overshoots(field, x0, A, B):
 
 
 def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.0,), steps: int = 1000,
-            method: str = "three-way", max_ratios: int = MAX_RATIOS) -> Prediction:
+            method: str = "three-way", max_ratios: int = MAX_RATIOS, start_dtype=None) -> Prediction:
     """Predict, cell by cell, whether :func:`sgtheory.linear.sweep` runs converge (module docstring).
 
     Args:
@@ -210,6 +228,8 @@ def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(
       steps: the sweep's step budget T (the rule's growth threshold 2^(2/T) depends on it).
       method: ``"three-way"`` (default) or ``"single-point"`` (the pre-issue-12 prediction).
       max_ratios: most flow limits per start (distinct ratios β/α beyond it share the nearest).
+      start_dtype: the dtype the sweep simulates in (default the problem's): its starts are drawn in it, as
+        the sweep draws them, then the theory continues in float64.
 
     Returns:
       A :class:`Prediction`.
@@ -223,19 +243,24 @@ def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(
     with threadpool_limits(1):  # many small dense problems: BLAS threads only contend (10-100x slower)
         if method == "single-point":
             return _single_point(config, problem, alphas, betas, seeds, scales, steps)
-        return _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios)
+        return _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
+                          np.dtype(problem.dtype if start_dtype is None else start_dtype))
 
 
-def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios) -> Prediction:
+def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios, start_dtype) -> Prediction:
     shape = (seeds.size, scales.size, alphas.size, betas.size)
     A, B = np.meshgrid(alphas, betas, indexing="ij")
-    stacked = _initial_states(config, problem, seeds.astype(np.uint32))  # as the sweep draws them
-    bases = {s: jax.tree_util.tree_map(lambda v, i=i: np.asarray(v[i]), stacked) for i, s in enumerate(seeds.tolist())}
+    # the sweep's own starts: drawn in the dtype it simulates in (float32 draws other numbers than float64)
+    stacked = _initial_states(config, problem.astype(start_dtype), seeds.astype(np.uint32))
+    bases = {s: jax.tree_util.tree_map(lambda v, i=i: np.asarray(v[i], np.float64), stacked)
+             for i, s in enumerate(seeds.tolist())}
     starts = [(s, c, scaled(bases[s], c)) for s, c in itertools.product(seeds.tolist(), scales.tolist())]
     field = joint_field(config, problem, starts[0][2])
     X0 = np.stack([field.flatten(st) for _, _, st in starts])
     opt = optimum(config, problem)
-    ratios, label = ratio_classes(alphas, betas, max_ratios)
+    # each flow limit costs O(n³) per polish step: at most RATIO_BUDGET / n² of them per start
+    budget = max(MIN_RATIOS, RATIO_BUDGET // max(field.n, 1) ** 2)
+    ratios, label = ratio_classes(alphas, betas, min(max_ratios, budget))
     unique = _theory.unique_fixed_point(config)
     if unique:  # one fixed point for every start and ratio
         points = field.flatten(_theory.least_squares_point(config, problem, starts[0][2]))[None]
@@ -248,13 +273,19 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios)
     else:  # every start with every ratio class, and with r = 1 for the flatter point
         K = ratios.size
         cols = [(i, r) for i in range(len(starts)) for r in [*ratios.tolist(), 1.0]]
-        lim = flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]))
-        points, res, conv, nd = lim.x, lim.residual, lim.converged, lim.newton_distance
+        # one start at a time: every JAX program of the field is compiled for one column, and shared with
+        # the single evaluations below (the flatter point, the start)
+        lims = [flow_limit(field, X0[i][None], ratios=r) for i, r in cols]
+        points = np.concatenate([lim.x for lim in lims])
+        res, conv, nd = (np.concatenate([getattr(lim, k) for lim in lims])
+                         for k in ("residual", "converged", "newton_distance"))
         owners = [(starts[i][0], starts[i][1], r) for i, r in cols]
         index = np.arange(len(cols)).reshape(len(starts), K + 1)[:, :K]
         ratio1 = np.arange(len(cols)).reshape(len(starts), K + 1)[:, K]
-    D = field.jacobians(points.T)
-    lins = [_theory.linearise_matrix(D[j], field.mask, residual=float(res[j])) for j in range(len(points))]
+    lins = [_theory.linearise_matrix(field.jacobian(x), field.mask, residual=float(r)) for x, r in zip(points, res)]
+    point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
+    attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
+    found_point = np.asarray(conv, bool) & attracting
     rho = _empty(shape, np.nan)
     rho_flat = _empty(shape, np.nan)
     manifold = np.zeros(shape, bool)
@@ -267,11 +298,13 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios)
             cells = label == k
             j = int(index[i, k])
             fp[s_i, c_i][cells] = j
-            found[s_i, c_i][cells] = bool(conv[j])
+            found[s_i, c_i][cells] = bool(found_point[j])
             manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
             rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
-        j1 = int(ratio1[i])
-        if conv[j1] and lins[j1].n_neutral > 0 and (manifold[s_i, c_i] & (rho[s_i, c_i] >= 1.0)).any():
+        # the flatter point: from the start's ratio-1 limit (or, failing that, its first limit found)
+        own = [int(ratio1[i]), *index[i].tolist()]
+        j1 = next((j for j in own if found_point[j]), None)
+        if j1 is not None and lins[j1].n_neutral > 0 and (manifold[s_i, c_i] & (rho[s_i, c_i] >= 1.0)).any():
             flat = flattest(field, points[j1])
             flat_ratio[j1] = flat.sharpness / max(flat.start_sharpness, 1e-300)
             lin_flat = _theory.linearise_matrix(field.jacobian(flat.x), field.mask)
@@ -286,6 +319,8 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios)
         "kind": np.array([k for k, _ in kinds], np.int8),
         "residual": np.asarray(res, np.float64),
         "converged": np.asarray(conv, bool),
+        "attracting": attracting,
+        "found": found_point,
         "neutral": np.array([lin.n_neutral for lin in lins], np.int32),
         "newton_distance": np.asarray(nd, np.float64),
         "loss": np.array([v for _, v in kinds], np.float64),
@@ -309,8 +344,9 @@ def _single_point(config, problem, alphas, betas, seeds, scales, steps) -> Predi
     verdict = np.where(rho < 1.0, _rule.CONVERGES, _rule.DIVERGES).astype(np.int8)
     basis = np.where(rho < 1.0, _rule.FP_STABLE, _rule.FP_UNSTABLE).astype(np.int8)
     table = {"seed": np.array([seeds[0]]), "init_scale": np.array([scales[0]]), "ratio": np.array([np.nan]),
-             "residual": np.array([residual]), "converged": np.array([True]),
-             "neutral": np.array([lin.n_neutral], np.int32), "newton_distance": np.array([np.nan]),
+             "residual": np.array([residual]), "converged": np.array([True]), "attracting": np.array([True]),
+             "found": np.array([True]), "neutral": np.array([lin.n_neutral], np.int32),
+             "newton_distance": np.array([np.nan]),
              "flat_sharpness": np.array([np.nan])}
     kind, value = _kind_and_loss(config, problem, fixed, optimum(config, problem))
     table.update(kind=np.array([kind], np.int8), loss=np.array([value]))
@@ -318,4 +354,4 @@ def _single_point(config, problem, alphas, betas, seeds, scales, steps) -> Predi
                       _empty(shape, np.nan), np.zeros(shape, np.int32), table, "single-point", steps, None)
 
 
-__all__ = ["METHODS", "KINDS", "MAX_RATIOS", "Prediction", "no_claim", "ratio_classes", "predict"]
+__all__ = ["METHODS", "KINDS", "MAX_RATIOS", "RATIO_BUDGET", "MIN_RATIOS", "ATTRACT_RTOL", "Prediction", "no_claim", "ratio_classes", "predict"]

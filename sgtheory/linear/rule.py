@@ -29,11 +29,14 @@ and decides:
 4. **the fixed point is unstable on a manifold** of fixed points (deep linear models, the unconditioned
    linear SG), where gradient descent at the edge of stability drifts towards flatter points (Cohen et al.
    2021; Damian et al. 2023, self-stabilisation): with g_SG > 1 as well (nothing stable at either end):
-   **diverges**; else ρ♭ < ρ_c (a flatter point is stable): **converges**; ρ_c ≤ ρ♭ < 3 (even the flatter
-   point is unstable, but within the catapult bound: runs may oscillate about it, period-two orbits past
-   the edge of stability, or catapult further): **undetermined** ("edge of stability"); ρ♭ ≥ 3: **diverges**.
-5. **no fixed point found** (the flow did not reach one at round-off) or a config outside the theory:
-   **undetermined**.
+   **diverges**; else ρ♭ < ρ_c (a flatter point is stable) and a stable start (g_0 ≤ 1 and g_model ≤ 1:
+   the run reaches the edge of stability by sharpening on its way, the setting of self-stabilisation):
+   **converges**; ρ♭ < ρ_c from a start in the catapult range (1 < g < 3: whether the catapult lands near
+   the flatter point is not a linear question), or ρ_c ≤ ρ♭ < 3 (even the flatter point is unstable, but
+   within the catapult bound: runs may oscillate about it, period-two orbits past the edge of stability, or
+   catapult further): **undetermined** ("edge of stability"); ρ♭ ≥ 3: **diverges**.
+5. **no fixed point found** (the flow did not reach an attracting one at round-off), no flatter point
+   found where rule 4 needs one, or a config outside the theory: **undetermined**.
 
 The thresholds are the theory's own: 1 (linear stability), 2^(2/T) (the sweep's growth test), 3 (the
 catapult bound); none was tuned on the runs.
@@ -59,10 +62,11 @@ BASES = (
     "start: beyond the catapult bound",
     "start unstable, fixed point stable",
     "no fixed point found",
+    "no flatter fixed point found",
     "no claim",
 )
 (FP_STABLE, FP_UNSTABLE, FLAT_STABLE, EDGE, FLAT_UNSTABLE, START_SG, START_CATAPULT, START_VS_END,
- NO_FIXED_POINT, NO_CLAIM) = range(len(BASES))
+ NO_FIXED_POINT, NO_FLAT_POINT, NO_CLAIM) = range(len(BASES))
 
 
 def growth_threshold(steps: int) -> float:
@@ -104,9 +108,12 @@ def decide(rho, rho_flat, manifold, g_sg, g_model, g_start, found, *, steps: int
     put(found & ~stable & ~manifold, DIVERGES, FP_UNSTABLE)
     eos = found & ~stable & manifold
     rho_eff[eos] = rho_flat[eos]
-    put(eos & (rho_flat < rc), CONVERGES, FLAT_STABLE)
+    start_stable = (np.asarray(g_start) <= 1.0) & (np.asarray(g_model) <= 1.0)
+    put(eos & (rho_flat < rc) & start_stable, CONVERGES, FLAT_STABLE)
+    put(eos & (rho_flat < rc) & ~start_stable, UNDETERMINED, EDGE)
     put(eos & (rho_flat >= rc) & (rho_flat < CATAPULT), UNDETERMINED, EDGE)
-    put(eos & ~(rho_flat < CATAPULT), DIVERGES, FLAT_UNSTABLE)
+    put(eos & (rho_flat >= CATAPULT), DIVERGES, FLAT_UNSTABLE)
+    put(eos & np.isnan(rho_flat), UNDETERMINED, NO_FLAT_POINT)
     put(eos & sg_start, DIVERGES, START_SG)
     put(np.maximum(g_model, g_start) >= CATAPULT, DIVERGES, START_CATAPULT)
     return verdict, basis, rho_eff

@@ -40,10 +40,14 @@ def phase_axes(alphas, betas, *, ax=None, title: str | None = None):
     return fig, ax, mesh
 
 
-def fill_phase_axes(ax, mesh, alphas, betas, status, rho=None, *, mismatch=None) -> None:
+def fill_phase_axes(ax, mesh, alphas, betas, status, rho=None, *, mismatch=None, predicted=None,
+                    undetermined=None, kinds=None, kind_names=None) -> None:
     """Colour the cells by ``status`` (A, B) (indices into :data:`sgtheory.verdicts.STATUS`); draw the
-    predicted boundary ρ(J) = 1 when ``rho`` (A, B) is given; cross the ``mismatch`` cells (bool (A, B));
-    add the legend."""
+    boundary of the ``predicted`` verdict along the cell edges (A, B: 1 converges, 0 diverges, NaN
+    undetermined), or, without it, the line ρ = 1 when ``rho`` (A, B) is given; hatch the
+    cells the theory leaves ``undetermined`` (bool (A, B)); cross the ``mismatch`` cells (bool (A, B));
+    where ``kinds`` (int (A, B), −1 for none) takes more than one value, outline the regions of the
+    different fixed points the runs are predicted to approach (named by ``kind_names``); add the legend."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -51,9 +55,35 @@ def fill_phase_axes(ax, mesh, alphas, betas, status, rho=None, *, mismatch=None)
     with style():
         mesh.set_array(np.asarray(status).T)
         handles = [Patch(color=c, label=s) for c, s in zip(STATUS_COLOURS, STATUS)]
-        if rho is not None and a.size > 1 and b.size > 1:
-            ax.contour(a, b, np.asarray(rho).T, levels=[1.0], colors="k", linewidths=1.5)
+        two_d = a.size > 1 and b.size > 1
+        if predicted is not None and two_d:
+            segments = _edges(a, b, np.asarray(predicted, float))
+            if segments:
+                from matplotlib.collections import LineCollection
+
+                ax.add_collection(LineCollection(segments, colors="k", linewidths=1.6, zorder=3), autolim=False)
+                handles.append(Line2D([], [], color="k", label="theory: predicted boundary"))
+        elif rho is not None and two_d and np.isfinite(rho).any():
+            ax.contour(a, b, np.asarray(rho, float).T, levels=[1.0], colors="k", linewidths=1.5)
             handles.append(Line2D([], [], color="k", label="theory: ρ(J) = 1"))
+        if undetermined is not None and np.any(undetermined):
+            from matplotlib.collections import PatchCollection
+            from matplotlib.patches import Rectangle
+
+            ea, eb = _cell_edges(a), _cell_edges(b)
+            cells = [Rectangle((ea[i], eb[j]), ea[i + 1] - ea[i], eb[j + 1] - eb[j])
+                     for i, j in zip(*np.nonzero(np.asarray(undetermined)))]
+            ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="k", linewidth=0.0, hatch="///",
+                                              zorder=2), autolim=False)
+            handles.append(Patch(facecolor="none", edgecolor="k", hatch="///", label="theory: undetermined"))
+        if kinds is not None and two_d:
+            k = np.asarray(kinds)
+            present = [int(v) for v in np.unique(k) if v >= 0]
+            if len(present) > 1:
+                ax.contour(a, b, k.T.astype(float), levels=np.asarray(present[:-1], float) + 0.5, colors="k",
+                           linestyles="--", linewidths=1.0)
+                names = ", ".join(kind_names[v] if kind_names else str(v) for v in present)
+                handles.append(Line2D([], [], color="k", linestyle="--", label=f"fixed points: {names}"))
         if mismatch is not None:
             ia, ib = np.nonzero(np.asarray(mismatch))
             if ia.size:
@@ -62,10 +92,35 @@ def fill_phase_axes(ax, mesh, alphas, betas, status, rho=None, *, mismatch=None)
         ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=True, framealpha=0.9)
 
 
-def draw_phase_diagram(alphas, betas, status, rho=None, *, mismatch=None, ax=None, title: str | None = None):
+def _cell_edges(v: np.ndarray) -> np.ndarray:
+    """Edges of log-spaced cells centred at ``v``: geometric midpoints, extended by half a step at the ends."""
+    if v.size == 1:
+        return np.array([v[0] / 1.1, v[0] * 1.1])
+    mid = np.sqrt(v[1:] * v[:-1])
+    return np.concatenate([[v[0] ** 2 / mid[0]], mid, [v[-1] ** 2 / mid[-1]]])
+
+
+def _edges(a, b, predicted: np.ndarray) -> list:
+    """Line segments along the cell edges between a cell predicted to converge (1) and one predicted to
+    diverge (0) (undetermined cells, NaN, border neither)."""
+    ea, eb = _cell_edges(a), _cell_edges(b)
+    segments = []
+    for i in range(a.size):
+        for j in range(b.size):
+            p = predicted[i, j]
+            if i + 1 < a.size and {p, predicted[i + 1, j]} == {0.0, 1.0}:
+                segments.append([(ea[i + 1], eb[j]), (ea[i + 1], eb[j + 1])])
+            if j + 1 < b.size and {p, predicted[i, j + 1]} == {0.0, 1.0}:
+                segments.append([(ea[i], eb[j + 1]), (ea[i + 1], eb[j + 1])])
+    return segments
+
+
+def draw_phase_diagram(alphas, betas, status, rho=None, *, mismatch=None, predicted=None, undetermined=None,
+                       kinds=None, kind_names=None, ax=None, title: str | None = None):
     """The whole phase diagram (:func:`phase_axes`, then :func:`fill_phase_axes`). Returns ``(fig, ax)``."""
     fig, ax, mesh = phase_axes(alphas, betas, ax=ax, title=title)
-    fill_phase_axes(ax, mesh, alphas, betas, status, rho, mismatch=mismatch)
+    fill_phase_axes(ax, mesh, alphas, betas, status, rho, mismatch=mismatch, predicted=predicted,
+                    undetermined=undetermined, kinds=kinds, kind_names=kind_names)
     return fig, ax
 
 
