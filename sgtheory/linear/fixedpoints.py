@@ -103,7 +103,7 @@ def _first_crossing(times: np.ndarray, dists: np.ndarray, target: np.ndarray) ->
     return times[np.arange(times.shape[0]), first]
 
 
-def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 4000, flow_rate: float = 0.1,
+def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000, flow_rate: float = 0.1,
                max_iter: int = 200, rtol: float = RTOL, trust: float = TRUST) -> FlowLimit:
     """The limits of the gradient flow dx/dt = −D G(x) from each start (module docstring: a trajectory,
     then a ΨTC polish).
@@ -205,15 +205,17 @@ class Flattest(NamedTuple):
     on_manifold: bool
 
 
-def flattest(field: JointField, x_star, *, max_iter: int = 20, neutral_rtol: float = 1e-8) -> Flattest:
+def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 20,
+             neutral_rtol: float = 1e-8) -> Flattest:
     """A flatter fixed point reachable from the fixed point ``x_star`` along its manifold.
 
     Deep linear models (and the unconditioned linear SG) have manifolds of fixed points (W_i → W_i Q,
     W_{i+1} → Q⁻¹W_{i+1}, …) along which the curvature of the update map changes, and gradient descent at
     the edge of stability drifts along them towards flatter points (Cohen et al. 2021; Damian et al. 2023,
-    self-stabilisation). This descends the sharpness S(x) = σ_max(DG(x)), the largest singular value of the
-    field's Jacobian, along the manifold: a step along its gradient ∇(uᵀDG v) (u, v the top singular
-    pair) projected on the tangent space null(DG(x)) (singular values below ``neutral_rtol``·σ_max), then
+    self-stabilisation). This descends the sharpness S(x) = σ_max(D_r DG(x)), the largest singular value of
+    the rate-scaled Jacobian (D_r = diag(1 on the model, ``ratio`` on the SG), as a run at β = rα sees it),
+    along the manifold: a step along its gradient ∇(uᵀD_r DG v) (u, v the top singular pair) projected on
+    the tangent space null(DG(x)) (singular values below ``neutral_rtol``·σ_max), then
     back onto the manifold by the polish of :func:`flow_limit` (no trajectory), accepted only if it lowered
     S, with a step length doubled after a success and quartered after a failure; it stops at a (local)
     minimum, after ``max_iter`` steps, or where there is no neutral direction. σ_max stands in for the
@@ -223,6 +225,7 @@ def flattest(field: JointField, x_star, *, max_iter: int = 20, neutral_rtol: flo
     Args:
       field: the system's :class:`~sgtheory.linear.joint.JointField`.
       x_star: a fixed point (n,) (residual at round-off).
+      ratio: r = β/α of the runs the flatter point is for.
       max_iter: descent steps at most.
       neutral_rtol: relative singular-value threshold of the neutral directions.
 
@@ -230,25 +233,27 @@ def flattest(field: JointField, x_star, *, max_iter: int = 20, neutral_rtol: flo
       A :class:`Flattest`.
     """
     x = np.asarray(x_star, np.float64).copy()
-    U, sv, Vt = np.linalg.svd(field.jacobian(x))
+    scale = _scaling(field.mask, np.array([ratio]))[0]
+    U, sv, Vt = np.linalg.svd(scale[:, None] * field.jacobian(x))
     S0 = S = float(sv[0])
     t, it = None, 0
     for it in range(1, max_iter + 1):
         N = Vt[sv <= neutral_rtol * max(sv[0], 1e-300)].T  # tangent basis (n, m)
         if N.shape[1] == 0:
             break
+        u = scale * U[:, 0]
         if field.backend == "numpy":
-            gT = N @ field.bilinear_gradient(x, U[:, 0], Vt[0], N)
+            gT = N @ field.bilinear_gradient(x, u, Vt[0], N)
         else:
-            gT = N @ (N.T @ field.bilinear_gradient(x, U[:, 0], Vt[0]))
+            gT = N @ (N.T @ field.bilinear_gradient(x, u, Vt[0]))
         size = float(np.linalg.norm(gT))
         if size <= 1e-12 * max(1.0, S):
             break
         t = 1e-2 * max(1.0, float(np.linalg.norm(x))) / size if t is None else t
         for _ in range(8):
-            back = flow_limit(field, (x - t * gT)[None], flow_steps=0, max_iter=40)
+            back = flow_limit(field, (x - t * gT)[None], ratios=ratio, flow_steps=0, max_iter=40)
             if back.converged[0]:
-                U_new, sv_new, Vt_new = np.linalg.svd(field.jacobian(back.x[0]))
+                U_new, sv_new, Vt_new = np.linalg.svd(scale[:, None] * field.jacobian(back.x[0]))
                 if sv_new[0] < S:
                     x, S, U, sv, Vt, t = back.x[0], float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
                     break

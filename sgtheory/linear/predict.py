@@ -35,6 +35,8 @@ from sgtheory.linear import rule as _rule
 from sgtheory.linear import theory as _theory
 from sgtheory.linear.config import Config
 from sgtheory.linear.fixedpoints import flattest, flow_limit
+
+FLOW_STEPS = 20000  # the trajectory of each flow limit (flow_limit's default)
 from sgtheory.linear.joint import joint_field
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import init
@@ -273,9 +275,11 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     else:  # every start with every ratio class, and with r = 1 for the flatter point
         K = ratios.size
         cols = [(i, r) for i in range(len(starts)) for r in [*ratios.tolist(), 1.0]]
-        # one start at a time: every JAX program of the field is compiled for one column, and shared with
-        # the single evaluations below (the flatter point, the start)
-        lims = [flow_limit(field, X0[i][None], ratios=r) for i, r in cols]
+        if field.backend == "numpy":  # numpy evaluates all columns at once
+            lims = [flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]))]
+        else:  # one start at a time: each JAX program of the field is compiled for one column, and shared
+            # with the single evaluations below (the flatter point, the start)
+            lims = [flow_limit(field, X0[i][None], ratios=r) for i, r in cols]
         points = np.concatenate([lim.x for lim in lims])
         res, conv, nd = (np.concatenate([getattr(lim, k) for lim in lims])
                          for k in ("residual", "converged", "newton_distance"))
@@ -285,6 +289,14 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     lins = [_theory.linearise_matrix(field.jacobian(x), field.mask, residual=float(r)) for x, r in zip(points, res)]
     point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
     attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
+    if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
+        for j in np.flatnonzero(~(np.asarray(conv, bool) & attracting)):
+            i, r = cols[j]
+            again = flow_limit(field, X0[i][None], ratios=r, flow_steps=4 * FLOW_STEPS)
+            lin = _theory.linearise_matrix(field.jacobian(again.x[0]), field.mask, residual=float(again.residual[0]))
+            points[j], res[j], conv[j], nd[j], lins[j] = again.x[0], again.residual[0], again.converged[0], \
+                again.newton_distance[0], lin
+            attracting[j] = _attracting(lin, r)
     found_point = np.asarray(conv, bool) & attracting
     rho = _empty(shape, np.nan)
     rho_flat = _empty(shape, np.nan)
@@ -293,7 +305,9 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     fp = _empty(shape, -1, np.int32)
     g_sg, g_model, g0 = (_empty(shape, np.nan) for _ in range(3))
     flat_ratio = np.full(len(points), np.nan)
+    rc = _rule.growth_threshold(steps)
     for i, (s_i, c_i) in enumerate(itertools.product(range(seeds.size), range(scales.size))):
+        g_sg[s_i, c_i], g_model[s_i, c_i], g0[s_i, c_i] = _start_overshoots(field, X0[i], A, B)
         for k in range(ratios.size):
             cells = label == k
             j = int(index[i, k])
@@ -301,15 +315,14 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
             found[s_i, c_i][cells] = bool(found_point[j])
             manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
             rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
-        # the flatter point: from the start's ratio-1 limit (or, failing that, its first limit found)
-        own = [int(ratio1[i]), *index[i].tolist()]
-        j1 = next((j for j in own if found_point[j]), None)
-        if j1 is not None and lins[j1].n_neutral > 0 and (manifold[s_i, c_i] & (rho[s_i, c_i] >= 1.0)).any():
-            flat = flattest(field, points[j1])
-            flat_ratio[j1] = flat.sharpness / max(flat.start_sharpness, 1e-300)
-            lin_flat = _theory.linearise_matrix(field.jacobian(flat.x), field.mask)
-            rho_flat[s_i, c_i] = _theory.spectral_radius(lin_flat, A, B)
-        g_sg[s_i, c_i], g_model[s_i, c_i], g0[s_i, c_i] = _start_overshoots(field, X0[i], A, B)
+            # the flatter point, for the cells whose verdict needs it (rule 4 of sgtheory.linear.rule)
+            need = (cells & found[s_i, c_i] & manifold[s_i, c_i] & (rho[s_i, c_i] >= rc) & (g_sg[s_i, c_i] <= 1.0)
+                    & (np.maximum(g_model[s_i, c_i], g0[s_i, c_i]) < _rule.CATAPULT))
+            if need.any():
+                flat = flattest(field, points[j], ratio=float(point_ratios[j]))
+                flat_ratio[j] = flat.sharpness / max(flat.start_sharpness, 1e-300)
+                lin_flat = _theory.linearise_matrix(field.jacobian(flat.x), field.mask)
+                rho_flat[s_i, c_i][cells] = _theory.spectral_radius(lin_flat, A[cells], B[cells])
     verdict, basis, rho_eff = _rule.decide(rho, rho_flat, manifold, g_sg, g_model, g0, found, steps=steps)
     kinds = [_kind_and_loss(config, problem, field.unflatten(x), opt) for x in points]
     table = {
