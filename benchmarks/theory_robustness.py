@@ -8,15 +8,15 @@ MSE (and log loss, one configuration in seven, on the data sets whose log-loss o
 xor, at most 300 samples), and an α and a β range of three decades each whose lower ends are drawn from
 [3e-3, 3e-2]. Each runs as a float64 sweep (``--grid``², ``--steps`` steps) and is scored against
 :func:`sgtheory.linear.predict` (:func:`sgtheory.linear.agreement.score`): agreement on the decided cells
-outside the ±5% band, coverage (those cells / all cells), mismatch counts, and the pre-issue-12
-single-point prediction's agreement for comparison. Overall: the median and minimum agreement, the fraction
+outside the ±5% band, coverage (those cells / all cells), mismatch counts, and (``--compare``) the
+pre-issue-12 single-point prediction's agreement for comparison. Overall: the median and minimum agreement, the fraction
 of configurations at ≥ 0.95, the minimum coverage and how many configurations meet both targets
 (agreement ≥ 0.95 at coverage ≥ 0.85).
 
 The prediction rule (:mod:`sgtheory.linear.rule`) was developed on suite seed 1 and confirmed on seed 2;
 other seeds are held out.
 
-    python benchmarks/theory_robustness.py [--suite-seed S] [--configs N] [--quick]
+    python benchmarks/theory_robustness.py [--suite-seed S] [--configs N] [--compare] [--quick]
 
 Results go to ``benchmarks/results/theory_robustness_seed{S}.json`` (a full run at the default grid,
 steps and count only; ``--quick`` or any changed setting writes ``theory_robustness_quick.json``, or
@@ -58,7 +58,7 @@ def draw(rng: np.random.Generator) -> dict:
             "beta_range": [lo_b, round(lo_b * 1e3, 6)]}
 
 
-def run_config(spec: dict, *, grid: int, steps: int, compare: bool = True) -> dict:
+def run_config(spec: dict, *, grid: int, steps: int, compare: bool = False) -> dict:
     """Sweep and predict one configuration; its scores and timings."""
     import jax.numpy as jnp
 
@@ -120,7 +120,8 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", type=int, default=None, help="configurations (default 40; quick 3)")
     parser.add_argument("--grid", type=int, default=None, help="N of the N×N grid (default 12; quick 6)")
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default 2000; quick 400)")
-    parser.add_argument("--no-compare", action="store_true", help="skip the single-point comparison")
+    parser.add_argument("--compare", action="store_true",
+                        help="also score the pre-issue-12 single-point prediction on every configuration")
     parser.add_argument("--quick", action="store_true", help="3 configurations, 6×6, 400 steps (a smoke test)")
     parser.add_argument("--out", default=None, help="results file (default: see the module docstring)")
     args = parser.parse_args(argv)
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     specs = [draw(rng) for _ in range(n)]
     rows, t0 = [], time.perf_counter()
     for i, spec in enumerate(specs):
-        row = run_config(spec, grid=grid, steps=steps, compare=not args.no_compare)
+        row = run_config(spec, grid=grid, steps=steps, compare=args.compare)
         rows.append(row)
         ag = "none" if row["agreement"] is None else f"{row['agreement']:.3f}"
         print(f"[{i + 1}/{n}] {spec['model']} depth {spec['depth']} sg {spec['sg']}@{spec['sg_layer']} {spec['loss']} "

@@ -33,7 +33,7 @@ from sgtheory.linear import grid as _grid
 from sgtheory.linear.config import Config
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import State, effective, init, loss, step
-from sgtheory.validate import choice, int_in_range, positive_list
+from sgtheory.validate import choice, int_in_range, positive, positive_list
 from sgtheory.verdicts import CONVERGED, DIVERGED, NOT_CONVERGED, STATUS
 
 KERNELS = ("auto", "xla", "fused")
@@ -291,10 +291,15 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
     asks for one per core, :mod:`sgtheory.hostdevices`) each chunk is split over them in one compiled
     program. Results are reproducible for a given machine and device count; float32 verdicts of runs
     at the very edge of stability can differ in round-off between device counts (a different kernel per
-    batch shape), as between any two machines.
+    batch shape), as between any two machines. Runs in three steps: validate the inputs, plan the
+    engine and chunks, execute.
     """
-    from sgtheory.progress import progress as bar
+    checked = _validate(config, alphas, betas, seeds, init_scales, steps, tol, chunk_size)
+    return _execute(_plan(config, problem, *checked, fast=fast, kernel=kernel), progress)
 
+
+def _validate(config: Config, alphas, betas, seeds, init_scales, steps, tol, chunk_size):
+    """The sweep's inputs checked (an :class:`InputError` for any bad one) and normalised."""
     if config.batch_size is not None:
         raise InputError("sweep: runs full-batch updates; batch_size must be None")
     alphas, betas = _check_rates(alphas, "alphas"), _check_rates(betas, "betas")
@@ -303,25 +308,43 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
         raise InputError("seeds: empty list")
     scales = _check_rates(init_scales, "init_scales")
     steps = int_in_range(steps, "steps", lo=1)
+    tol = positive(tol, "tol")
+    if chunk_size is not None:
+        chunk_size = int_in_range(chunk_size, "chunk_size", lo=1)
+    total = seeds.size * scales.size * alphas.size * betas.size
+    if total >= 2 ** 31:
+        raise InputError(f"sweep: {total} configurations; at most 2^31 − 1 in one sweep (split it)")
+    return alphas, betas, seeds, scales, steps, tol, chunk_size
+
+
+class _Plan(NamedTuple):
+    """How a sweep runs: its coordinates, grid ``shape`` (S, I, A, B), ``chunk`` (configurations per
+    compiled call) and ``run`` (lo -> the results of configurations lo .. lo + chunk − 1)."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    seeds: np.ndarray
+    scales: np.ndarray
+    shape: tuple
+    chunk: int
+    run: object
+
+
+def _plan(config: Config, problem, alphas, betas, seeds, scales, steps, tol, chunk_size, *, fast, kernel) -> _Plan:
+    """Pick the engine, the chunking and the device split, and bind the compiled chunk program."""
     path = engine(config, problem, kernel=kernel, fast=fast)
     opt = optimum(config, problem)
     dtype = np.dtype(problem.dtype)
     W_opt, b_opt = np.asarray(opt.W, dtype), np.asarray(opt.b, dtype)
-
     shape = (seeds.size, scales.size, alphas.size, betas.size)
-    total = int(np.prod(shape))
-    if total >= 2 ** 31:
-        raise InputError(f"sweep: {total} configurations; at most 2^31 − 1 in one sweep (split it)")
+    total = math.prod(shape)
     base = _initial_states(config, problem, seeds.astype(np.uint32))
-    if chunk_size is not None:
-        int_in_range(chunk_size, "chunk_size", lo=1)
     mesh = _mesh(total, chunk_size)
     n_dev = 1 if mesh is None else mesh.size
     if chunk_size is None:
         n_state = sum(math.prod(v.shape[1:]) for v in jax.tree_util.tree_leaves(base))
         chunk_size = default_chunk(n_state, n_dev, whole_grid=path != "vmap")
     per_device = int(min(chunk_size // n_dev, -(-total // n_dev)))
-    chunk = per_device * n_dev  # configurations per call
     static = dict(steps=steps, tol=tol, whole_grid=path != "vmap", fused=path == "fused", shape=shape,
                   chunk=per_device)
     args = (config, problem, W_opt, b_opt, base, alphas.astype(dtype), betas.astype(dtype), scales.astype(dtype))
@@ -329,19 +352,26 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
         run = functools.partial(_run_chunk, *args, **static)
     else:
         run = functools.partial(_run_split, *args, mesh=mesh, **static)
+    return _Plan(alphas, betas, seeds, scales, shape, per_device * n_dev, run)
+
+
+def _execute(plan: _Plan, progress) -> SweepResult:
+    """Run the plan chunk by chunk and assemble the :class:`SweepResult`."""
+    from sgtheory.progress import progress as bar
+
+    total = math.prod(plan.shape)
     out = None
     with bar(total, desc="sweep", unit="cfg", enabled=progress) as pb:
-        for lo in range(0, total, chunk):
-            hi = min(lo + chunk, total)
-            res = run(np.int32(lo))
-            res = {k: np.asarray(v)[: hi - lo] for k, v in res.items()}
+        for lo in range(0, total, plan.chunk):
+            hi = min(lo + plan.chunk, total)
+            res = {k: np.asarray(v)[: hi - lo] for k, v in plan.run(np.int32(lo)).items()}
             if out is None:
                 out = {k: np.empty(total, v.dtype) for k, v in res.items()}
             for k, v in res.items():
                 out[k][lo:hi] = v
             pb.update(hi - lo)
-    return SweepResult(alphas, betas, seeds, scales, *(out[k].reshape(shape) for k in
-                       _KEYS))
+    return SweepResult(plan.alphas, plan.betas, plan.seeds, plan.scales,
+                       *(out[k].reshape(plan.shape) for k in _KEYS))
 
 
 __all__ = ["STATUS", "KERNELS", "SweepResult", "default_chunk", "devices_used", "engine", "scaled", "run_one", "run_grid", "sweep"]
