@@ -92,6 +92,12 @@ def test_predict_the_linear_sg_command(issue_linear_sg):
     np.testing.assert_allclose(p.table["loss"][used], 0.702, atol=5e-3)
     old = score(predict(cfg, pb, a, a, steps=1500, method="single-point"), res.status)
     assert old["agreement"] < s["agreement"]
+    # the phase diagram says which slice it shows and draws the undetermined cells
+    fig, ax = L.plot_phase_diagram(res, prediction=p, mismatch=s["mismatch"], title="linear SG")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title() == "linear SG; seed 0, init scale 1"
+    assert ("theory: undetermined" in labels) == bool((p.verdict == R.UNDETERMINED).any())
+    assert "theory: predicted boundary" in labels
 
 
 def test_predict_a_deep_net_per_seed():

@@ -72,12 +72,12 @@ def _scaling(mask: np.ndarray, ratios: np.ndarray) -> np.ndarray:
 CHUNKS = 40  # the trajectory is run in this many pieces, to record how far from the start it has come
 
 
-def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, rate: float):
+def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, rate: float, jac):
     """Phase 1: (end points (C, n), step η (C,), finite (C,), record) of ``steps`` explicit flow steps
     from each row of X, in :data:`CHUNKS` pieces; a run that overflows in a piece (it sharpened past its
     step on the way) goes back to the piece's start with its step halved. ``record`` is (times, distances
     from the start), both (C, pieces)."""
-    M = Dsc[:, :, None] * field.jacobians(X.T)
+    M = Dsc[:, :, None] * jac(X)
     lam = np.array([np.abs(np.linalg.eigvals(m)).max(initial=0.0) for m in M])
     eta = rate / np.maximum(lam, 1e-12)
     piece = max(1, steps // CHUNKS)
@@ -104,7 +104,8 @@ def _first_crossing(times: np.ndarray, dists: np.ndarray, target: np.ndarray) ->
 
 
 def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000, flow_rate: float = 0.1,
-               max_iter: int = 200, rtol: float = RTOL, trust: float = TRUST) -> FlowLimit:
+               max_iter: int = 200, rtol: float = RTOL, trust: float = TRUST,
+               one_by_one: bool = False) -> FlowLimit:
     """The limits of the gradient flow dx/dt = −D G(x) from each start (module docstring: a trajectory,
     then a ΨTC polish).
 
@@ -112,11 +113,13 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000
       field: the system's :class:`~sgtheory.linear.joint.JointField`.
       starts: flat start states (C, n) (or one, (n,)).
       ratios: r = β/α per start (scalar or (C,)): the SG's entries move r times as fast as the model's.
-      flow_steps: explicit steps of the trajectory (phase 1; 0 skips it).
+      flow_steps: explicit steps of the trajectory (phase 1, all starts together; 0 skips it).
       flow_rate: the trajectory's step η as a fraction of 1/λ_0 (λ_0: the fastest mode at the start).
       max_iter: polish iterations per start before it is declared not converged.
       rtol: round-off tolerance of the residual (see :data:`RTOL`).
       trust: longest accepted polish step, relative to max(1, ‖x‖).
+      one_by_one: polish (and evaluate Jacobians for) one start at a time: on the JAX backend every
+        program is then compiled for a single column and shared by all later single evaluations.
 
     Returns:
       A :class:`FlowLimit` (arrays over the C starts).
@@ -124,27 +127,50 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000
     X0 = np.atleast_2d(np.asarray(starts, np.float64))
     C, n = X0.shape
     Dsc = _scaling(field.mask, np.broadcast_to(np.asarray(ratios, np.float64), (C,)))
+    jac = (lambda X: np.stack([field.jacobian(x) for x in X])) if one_by_one else (lambda X: field.jacobians(X.T))
     if flow_steps > 0:
-        X, eta, finite, (times, dists) = _trajectory(field, X0, Dsc, int(flow_steps), flow_rate)
+        X, eta, finite, (times, dists) = _trajectory(field, X0, Dsc, int(flow_steps), flow_rate, jac)
     else:
-        M = Dsc[:, :, None] * field.jacobians(X0.T)
+        M = Dsc[:, :, None] * jac(X0)
         eta = flow_rate / np.maximum(np.linalg.norm(M, axis=(1, 2)), 1e-12)
         X, finite = X0.copy(), np.ones(C, bool)
         times, dists = np.zeros((C, 1)), np.zeros((C, 1))
-    polish_t, polish_d = [], []
     X_traj = X.copy()
+    groups = [[c] for c in range(C)] if one_by_one else [list(range(C))]
+    res, conv, iters = np.full(C, np.inf), np.zeros(C, bool), np.zeros(C, int)
+    time = times[:, -1].copy()
+    records_t, records_d = np.full((C, max_iter), np.nan), np.full((C, max_iter), np.nan)
+    for cols in groups:
+        out = _polish(field, X[cols], X0[cols], Dsc[cols], eta[cols], finite[cols], max_iter, rtol, trust)
+        X[cols], res[cols], conv[cols], iters[cols] = out[:4]
+        records_t[cols] = time[cols, None] + out[4]
+        records_d[cols] = out[5]
+        time[cols] += out[6]
+    times = np.concatenate([times, records_t], axis=1)
+    dists = np.concatenate([dists, np.nan_to_num(records_d, nan=-np.inf)], axis=1)
+    scale = np.maximum(1.0, np.linalg.norm(X, axis=1))
+    half = _first_crossing(np.where(np.isnan(times), np.inf, times), dists, 0.5 * np.linalg.norm(X - X0, axis=1))
+    return FlowLimit(X, res, conv, time, iters, np.linalg.norm(X - X_traj, axis=1) / scale, eta, half)
+
+
+def _polish(field: JointField, X, X0, Dsc, eta, finite, max_iter: int, rtol: float, trust: float):
+    """Phase 2 (ΨTC) on the rows of X: (X, residual, converged, iterations, record of the times since
+    the polish began (C, max_iter), record of the distances from the start (C, max_iter), polish time)."""
+    X = X.copy()
+    C, n = X.shape
     G = np.array(field.values(X.T).T)
     res = np.where(finite, np.linalg.norm(G, axis=1), np.inf)
     h = eta.copy()
-    time, iters = times[:, -1].copy(), np.zeros(C, int)
+    time, iters = np.zeros(C), np.zeros(C, int)
+    rec_t, rec_d = np.full((C, max_iter), np.nan), np.full((C, max_iter), np.nan)
     done = ~np.isfinite(res)
     converged = np.zeros(C, bool)
     stall = np.zeros(C, int)
     eye = np.eye(n)
-    for _ in range(max_iter):
+    for k in range(max_iter):
         if done.all():
             break
-        # every start is evaluated at every iteration (finished ones too): fixed shapes, one compiled program
+        # every row is evaluated at every iteration (finished ones too): fixed shapes, one compiled program
         M = Dsc[:, :, None] * field.jacobians(X.T)  # D DG, (C, n, n)
         norm_M = np.linalg.norm(M, axis=(1, 2))
         hit = ~done & (res <= rtol * norm_M * np.maximum(1.0, np.linalg.norm(X, axis=1)))
@@ -175,8 +201,8 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000
         large = ha[ok] >= 1e6 * eta[acc]
         stall[acc] = np.where((ratio > 1.001) | ~large, 0, stall[acc] + 1)
         X[acc], G[acc], res[acc] = trial[acc], G_new[ok], res_new[ok]
-        polish_t.append(time.copy())
-        polish_d.append(np.linalg.norm(X - X0, axis=1))
+        rec_t[:, k] = time
+        rec_d[:, k] = np.linalg.norm(X - X0, axis=1)
         # a residual stuck for 20 accepted steps of a large pseudo-time step is at the round-off floor of a
         # hard case, or at no fixed point at all: stop (the tolerance decides which)
         done[acc[stall[acc] >= 20]] = True
@@ -185,12 +211,7 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000
         M = Dsc[:, :, None] * field.jacobians(X.T)
         tol = rtol * np.linalg.norm(M, axis=(1, 2)) * np.maximum(1.0, np.linalg.norm(X, axis=1))
         converged[left] = res[left] <= tol[left]
-    scale = np.maximum(1.0, np.linalg.norm(X, axis=1))
-    if polish_t:
-        times = np.concatenate([times, np.stack(polish_t, axis=1)], axis=1)
-        dists = np.concatenate([dists, np.stack(polish_d, axis=1)], axis=1)
-    half = _first_crossing(times, dists, 0.5 * np.linalg.norm(X - X0, axis=1))
-    return FlowLimit(X, res, converged, time, iters, np.linalg.norm(X - X_traj, axis=1) / scale, eta, half)
+    return X, res, converged, iters, rec_t, rec_d, time
 
 
 class Flattest(NamedTuple):

@@ -203,8 +203,8 @@ def scan(config: Config, mom: dict, g0: dict, alphas, betas, *, steps: int, tol:
     for the GPU) or ``"interpret"`` (through Pallas' interpreter, any backend). Returns the final grid
     state and (frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step), each (C,).
 
-    (The same row-wise loop written as ordinary XLA operations is no use on a CPU: at d = 10 and 16,384
-    configurations it compiled in 3.8 s and ran in 0.61 s, against 1.4 s and 0.3 s for the grid path.)"""
+    (The same row-wise loop written as ordinary XLA operations is no use on a CPU: it compiles and runs
+    slower than the grid path, see ``benchmarks/sweep_throughput.py``.)"""
     d, k = mom["R"].shape
     layout = _layout(config, d, k)
     n = alphas.shape[0]

@@ -242,7 +242,7 @@ def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(
         return _abstain(alphas, betas, seeds, scales, steps, method, why)
     _check_float64(problem)
     max_ratios = int_in_range(max_ratios, "max_ratios", lo=1)
-    with threadpool_limits(1):  # many small dense problems: BLAS threads only contend (10-100x slower)
+    with threadpool_limits(1):  # many small dense problems: BLAS threads only contend for the cores
         if method == "single-point":
             return _single_point(config, problem, alphas, betas, seeds, scales, steps)
         return _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
@@ -275,11 +275,10 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     else:  # every start with every ratio class, and with r = 1 for the flatter point
         K = ratios.size
         cols = [(i, r) for i in range(len(starts)) for r in [*ratios.tolist(), 1.0]]
-        if field.backend == "numpy":  # numpy evaluates all columns at once
-            lims = [flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]))]
-        else:  # one start at a time: each JAX program of the field is compiled for one column, and shared
-            # with the single evaluations below (the flatter point, the start)
-            lims = [flow_limit(field, X0[i][None], ratios=r) for i, r in cols]
+        # the trajectories all together; on the JAX backend the polish one start at a time, so that each
+        # program of the field is compiled for one column and shared with the single evaluations below
+        lims = [flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]),
+                           one_by_one=field.backend == "jax")]
         points = np.concatenate([lim.x for lim in lims])
         res, conv, nd = (np.concatenate([getattr(lim, k) for lim in lims])
                          for k in ("residual", "converged", "newton_distance"))
@@ -292,7 +291,7 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
         for j in np.flatnonzero(~(np.asarray(conv, bool) & attracting)):
             i, r = cols[j]
-            again = flow_limit(field, X0[i][None], ratios=r, flow_steps=4 * FLOW_STEPS)
+            again = flow_limit(field, X0[i][None], ratios=r, flow_steps=4 * FLOW_STEPS, one_by_one=True)
             lin = _theory.linearise_matrix(field.jacobian(again.x[0]), field.mask, residual=float(again.residual[0]))
             points[j], res[j], conv[j], nd[j], lins[j] = again.x[0], again.residual[0], again.converged[0], \
                 again.newton_distance[0], lin

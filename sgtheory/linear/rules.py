@@ -232,7 +232,7 @@ def fit_sg(config: Config, problem, state: State) -> State:
 
     For bootstrapped SGs each module's target uses the already refitted module above. With MSE and a
     cond-linear SG the fit is exact (Czarnecki et al. 2017: ∂L/∂h is linear in (h, y, 1)). Compiled
-    (one program, not a least-squares solver dispatched op by op: 0.3 s per process before).
+    (one program, not a least-squares solver dispatched op by op).
     """
     if config.sg not in ("linear", "cond-linear"):
         raise InputError(f"fit_sg: needs a linear SG (linear or cond-linear), not {config.sg!r}")

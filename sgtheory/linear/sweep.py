@@ -214,8 +214,8 @@ def _mesh(total: int, chunk_size: int | None):
     """A 1-D mesh of the CPU devices to split a ``total``-configuration sweep over, or None for one device.
 
     Only the CPU backend is split: there, one XLA device per core runs its share single-threaded, which
-    beats one device's multi-threaded small kernels (1.6x on 2 cores; the ``sgtheory`` command exposes
-    one device per core, :func:`sgtheory.hostdevices.one_device_per_core`). Every device gets at least 256
+    beats one device's multi-threaded small kernels (``benchmarks/sweep_throughput.py``; the ``sgtheory``
+    command exposes one device per core, :func:`sgtheory.hostdevices.one_device_per_core`). Every device gets at least 256
     configurations: sweeps under 512 configurations, or with an explicit ``chunk_size`` under 512, stay on
     one device."""
     if jax.default_backend() != "cpu":
@@ -230,9 +230,9 @@ def _mesh(total: int, chunk_size: int | None):
 
 
 #: Default state floats per chunk: 2^20 per call (memory stays bounded), except for the CPU's whole-grid
-#: update, which gets 2^17 per device (≈ 0.5 MB of float32 state, about a core's L2 cache: a 256×256 sweep
-#: at d = 10 ran 4.7x slower with 2^19 per device, its state streaming from memory at every step). The
-#: ``vmap`` path (deep nets) prefers the large chunks: 1.4x faster at 2^20 than at 2^17 per device.
+#: update, which gets 2^17 per device (≈ 0.5 MB of float32 state, about a core's L2 cache: with larger
+#: chunks the state streams from memory at every step). The ``vmap`` path (deep nets) prefers the large
+#: chunks (``benchmarks/sweep_throughput.py``).
 CHUNK_FLOATS, CHUNK_FLOATS_CPU_GRID = 2 ** 20, 2 ** 17
 
 
