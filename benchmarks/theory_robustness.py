@@ -101,8 +101,9 @@ def summarise(rows: list[dict], *, agreement: float = 0.95, coverage: float = 0.
     ag = np.array([np.nan if r["agreement"] is None else r["agreement"] for r in rows], float)
     cov = np.array([r["coverage"] for r in rows], float)
     ok = np.nan_to_num(ag, nan=-1.0) >= agreement
-    out = {"configs": len(rows), "median_agreement": round(float(np.nanmedian(ag)), 5) if np.isfinite(ag).any() else None,
-           "min_agreement": round(float(np.nanmin(ag)), 5) if np.isfinite(ag).any() else None,
+    some = bool(np.isfinite(ag).any())
+    out = {"configs": len(rows), "median_agreement": round(float(np.nanmedian(ag)), 5) if some else None,
+           "min_agreement": round(float(np.nanmin(ag)), 5) if some else None,
            "fraction_agreement_ge_0.95": round(float(np.mean(ok)), 4),
            "median_coverage": round(float(np.median(cov)), 4), "min_coverage": round(float(cov.min()), 4),
            "meeting_both": int(np.sum(ok & (cov >= coverage))),

@@ -33,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("--model", default="linear", help="linear or deep-linear (default linear)")
     p.add_argument("--depth", type=int, default=None, help="hidden layers of deep-linear (default 3)")
     p.add_argument("--width", type=int, default=10, help="hidden width (default 10)")
-    p.add_argument("--sg", default="cond-linear", help="none (backprop), linear, cond-linear or mlp (default cond-linear)")
+    p.add_argument("--sg", default="cond-linear",
+                   help="none (backprop), linear, cond-linear or mlp (default cond-linear)")
     p.add_argument("--sg-layer", default="output",
                    help="activation index 1..depth+1 of the SG, 'output' (default) or 'all' (bootstrapped)")
     p.add_argument("--loss", default="mse", help="mse or log (default mse)")
@@ -59,7 +60,8 @@ def register(sub) -> None:
     p.add_argument("--theory", default="three-way",
                    help="three-way (default: converges / diverges / undetermined) or single-point (the earlier "
                         "two-way prediction, ρ < 1 at one fixed point, for comparison)")
-    p.add_argument("--no-plot", action="store_true", help="skip phase_diagram.png (and the child process that draws it)")
+    p.add_argument("--no-plot", action="store_true",
+                   help="skip phase_diagram.png (and the child process that draws it)")
     p.add_argument("--chunk-size", type=int, default=None, help="configurations per compiled chunk (default auto)")
     p.add_argument("--kernel", default="auto", help="auto (default: the fused kernel on a GPU where it applies, "
                    "else XLA), xla, or fused (one Pallas kernel for all steps; GPU, linear model, MSE)")

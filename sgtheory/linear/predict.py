@@ -35,8 +35,6 @@ from sgtheory.linear import rule as _rule
 from sgtheory.linear import theory as _theory
 from sgtheory.linear.config import Config
 from sgtheory.linear.fixedpoints import flattest, flow_limit
-
-FLOW_STEPS = 20000  # the trajectory of each flow limit (flow_limit's default)
 from sgtheory.linear.joint import joint_field
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import init
@@ -44,6 +42,7 @@ from sgtheory.linear.sweep import _initial_states, scaled
 from sgtheory.validate import choice, int_in_range, positive_list
 
 METHODS = ("three-way", "single-point")
+FLOW_STEPS = 20000  # the trajectory of each flow limit (flow_limit's default)
 #: What a fixed point is, by its end-to-end map: the original problem's optimum, a constant predictor
 #: (W_eff = 0, the unconditioned linear SG's second family), or another point.
 KINDS = ("optimum", "constant predictor", "other")
@@ -271,10 +270,8 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
         nd = np.zeros(1)
         owners = [(starts[0][0], starts[0][1], np.nan)]
         index = np.zeros((len(starts), ratios.size), int)
-        ratio1 = np.zeros(len(starts), int)
-    else:  # every start with every ratio class, and with r = 1 for the flatter point
-        K = ratios.size
-        cols = [(i, r) for i in range(len(starts)) for r in [*ratios.tolist(), 1.0]]
+    else:  # every start with every ratio class
+        cols = [(i, r) for i in range(len(starts)) for r in ratios.tolist()]
         # the trajectories all together; on the JAX backend the polish one start at a time, so that each
         # program of the field is compiled for one column and shared with the single evaluations below
         lims = [flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]),
@@ -283,9 +280,9 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
         res, conv, nd = (np.concatenate([getattr(lim, k) for lim in lims])
                          for k in ("residual", "converged", "newton_distance"))
         owners = [(starts[i][0], starts[i][1], r) for i, r in cols]
-        index = np.arange(len(cols)).reshape(len(starts), K + 1)[:, :K]
-        ratio1 = np.arange(len(cols)).reshape(len(starts), K + 1)[:, K]
-    lins = [_theory.linearise_matrix(field.jacobian(x), field.mask, residual=float(r)) for x, r in zip(points, res)]
+        index = np.arange(len(cols)).reshape(len(starts), ratios.size)
+    lins = [_theory.linearise_matrix(field.jacobian(x), field.mask, residual=float(r))
+            for x, r in zip(points, res)]
     point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
     attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
     if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
@@ -366,4 +363,5 @@ def _single_point(config, problem, alphas, betas, seeds, scales, steps) -> Predi
                       _empty(shape, np.nan), np.zeros(shape, np.int32), table, "single-point", steps, None)
 
 
-__all__ = ["METHODS", "KINDS", "MAX_RATIOS", "RATIO_BUDGET", "MIN_RATIOS", "ATTRACT_RTOL", "Prediction", "no_claim", "ratio_classes", "predict"]
+__all__ = ["METHODS", "KINDS", "MAX_RATIOS", "RATIO_BUDGET", "MIN_RATIOS", "ATTRACT_RTOL", "Prediction", "no_claim",
+           "ratio_classes", "predict"]

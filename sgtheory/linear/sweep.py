@@ -214,10 +214,10 @@ def _mesh(total: int, chunk_size: int | None):
     """A 1-D mesh of the CPU devices to split a ``total``-configuration sweep over, or None for one device.
 
     Only the CPU backend is split: there, one XLA device per core runs its share single-threaded, which
-    beats one device's multi-threaded small kernels (``benchmarks/sweep_throughput.py``; the ``sgtheory``
-    command exposes one device per core, :func:`sgtheory.hostdevices.one_device_per_core`). Every device gets at least 256
-    configurations: sweeps under 512 configurations, or with an explicit ``chunk_size`` under 512, stay on
-    one device."""
+    beats one device's multi-threaded small kernels (``benchmarks/sweep_throughput.py``; the
+    ``sgtheory`` command exposes one device per core, :func:`sgtheory.hostdevices.one_device_per_core`).
+    Every device gets at least 256 configurations: sweeps under 512 configurations, or with an explicit
+    ``chunk_size`` under 512, stay on one device."""
     if jax.default_backend() != "cpu":
         return None
     devices = jax.devices()
@@ -374,4 +374,5 @@ def _execute(plan: _Plan, progress) -> SweepResult:
                        *(out[k].reshape(plan.shape) for k in _KEYS))
 
 
-__all__ = ["STATUS", "KERNELS", "SweepResult", "default_chunk", "devices_used", "engine", "scaled", "run_one", "run_grid", "sweep"]
+__all__ = ["STATUS", "KERNELS", "SweepResult", "default_chunk", "devices_used", "engine", "scaled", "run_one",
+           "run_grid", "sweep"]

@@ -372,5 +372,6 @@ def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
     return 2.0 / sxx, 2.0 / max(1.0, lam)
 
 
-__all__ = ["jacobian", "fixed_point", "exact_fixed_point", "unique_fixed_point", "least_squares_point", "Linearisation", "linearise", "spectral_radius",
-           "rate_eigenvalues", "overshoot_radius", "scalar_boundary"]
+__all__ = ["jacobian", "fixed_point", "exact_fixed_point", "unique_fixed_point", "least_squares_point",
+           "Linearisation", "linearise", "linearise_matrix", "spectral_radius", "rate_eigenvalues", "overshoot_radius",
+           "scalar_boundary"]
