@@ -286,13 +286,16 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
     attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
     if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
-        for j in np.flatnonzero(~(np.asarray(conv, bool) & attracting)):
-            i, r = cols[j]
-            again = flow_limit(field, X0[i][None], ratios=r, flow_steps=4 * FLOW_STEPS, one_by_one=True)
-            lin = _theory.linearise_matrix(field.jacobian(again.x[0]), field.mask, residual=float(again.residual[0]))
-            points[j], res[j], conv[j], nd[j], lins[j] = again.x[0], again.residual[0], again.converged[0], \
-                again.newton_distance[0], lin
-            attracting[j] = _attracting(lin, r)
+        redo = np.flatnonzero(~(np.asarray(conv, bool) & attracting))
+        if redo.size:
+            again = flow_limit(field, X0[[cols[j][0] for j in redo]], ratios=np.array([cols[j][1] for j in redo]),
+                               flow_steps=4 * FLOW_STEPS, one_by_one=True)
+            for m, j in enumerate(redo):
+                lin = _theory.linearise_matrix(field.jacobian(again.x[m]), field.mask,
+                                               residual=float(again.residual[m]))
+                points[j], res[j], conv[j], nd[j], lins[j] = (again.x[m], again.residual[m], again.converged[m],
+                                                              again.newton_distance[m], lin)
+                attracting[j] = _attracting(lin, cols[j][1])
     found_point = np.asarray(conv, bool) & attracting
     rho = _empty(shape, np.nan)
     rho_flat = _empty(shape, np.nan)
