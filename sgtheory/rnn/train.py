@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -157,7 +158,7 @@ def numbers(settings: Settings, method, n: int, dtype=jnp.float32) -> Numbers:
     """:class:`Numbers` for ``n`` runs (every field ``(n,)``)."""
     vals = (settings.lr, settings.sg_lr, settings.clip, settings.sg_clip, method.inject_scale,
             method.target_discount, method.aux_weight)
-    return Numbers(*(jnp.full((n,), v, dtype) for v in vals))
+    return Numbers(*(np.full((n,), v, np.dtype(dtype)) for v in vals))
 
 
 def init_run(settings: Settings, method, task, key) -> RunState:
@@ -173,6 +174,18 @@ def init_run(settings: Settings, method, task, key) -> RunState:
     phase = jnp.zeros((), jnp.int32)
     return RunState(params, init_opt_states(params), zero_state(spec, settings.batch, dtype),
                     Level(jnp.ones((), jnp.int32), jnp.ones((), jnp.int32)), phase, k_data, jnp.zeros((), jnp.int32))
+
+
+def _static(settings: Settings) -> Settings:
+    """``settings`` with every field that is data, or read only on the host, set to a constant: the key
+    under which compiled programs are shared."""
+    return replace(settings, steps=1, lr=1.0, sg_lr=1.0, clip=1.0, sg_clip=1.0, eval_every=1, patience=0,
+                   eval_chars=0, max_length=1)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _init_states(settings: Settings, method, task, keys) -> RunState:
+    return jax.vmap(lambda k: init_run(settings, method, task, k))(keys)
 
 
 class _Program:
@@ -221,12 +234,18 @@ class _Program:
         return jax.vmap(chunk, in_axes=(0, 0, None, None))
 
     def run_chunk(self, length: int, state, nums, text, n_active: int):
-        if length not in self.compiled:
+        # Programs are shared by every run with the same static settings (numbers are data).
+        key = (_static(self.settings), self.method, self.task, length, state.step.shape, text.shape)
+        if key not in _COMPILED:
             t0 = time.perf_counter()
-            self.compiled[length] = jax.jit(self.chunk_fn(length)).lower(
+            _COMPILED[key] = jax.jit(self.chunk_fn(length)).lower(
                 state, nums, text, jnp.asarray(n_active, jnp.int32)).compile()
             self.compile_seconds += time.perf_counter() - t0
+        self.compiled[length] = _COMPILED[key]
         return self.compiled[length](state, nums, text, jnp.asarray(n_active, jnp.int32))
+
+
+_COMPILED: dict = {}
 
 
 def padded_length(task: CopyTask, level: tuple[int, int], truncation: int) -> int:
@@ -300,13 +319,13 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
             if part.size < 2 * settings.eval_streams:
                 raise InputError(f"corpus: {part.size} {what} characters are too few for {settings.eval_streams} "
                                  f"evaluation streams")
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    state = jax.vmap(lambda k: init_run(settings, method, task, k))(keys)
+    keys = np.stack([np.asarray(jax.random.key_data(jax.random.PRNGKey(s))) for s in seeds])
+    state = _init_states(_static(settings), method, task, keys)
     if corpus is not None:  # each seed starts its streams at its own random phase
         stream = task.stream_length(corpus.train.size, settings.batch)
         room = max(1, stream - 2 * (settings.seq_len + prog.lookahead + 1))
-        phases = jnp.stack([jax.random.randint(jax.random.fold_in(k, 1), (), 0, room) for k in keys])
-        state = state._replace(phase=phases.astype(jnp.int32))
+        phases = [np.random.default_rng([s, 1]).integers(room) for s in seeds]
+        state = state._replace(phase=jnp.asarray(phases, jnp.int32))
     nums = numbers(settings, method, len(seeds), dtype)
     n_seeds = len(seeds)
 
@@ -332,10 +351,10 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
                     length = _grow(task, top, spec_t, settings.max_length)
                     fit = _rises_that_fit(task, levels, length, settings.chunk)
                 n_active = min(n_active, fit + 1)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), prog.compile_seconds
             state, rec = prog.run_chunk(length, state, nums, text, n_active)
             rec = [np.asarray(r)[:, :n_active] for r in rec]
-            train_s += time.perf_counter() - t0
+            train_s += time.perf_counter() - t0 - (prog.compile_seconds - c0)
             rows.append(rec)
             done += n_active
             bar.update(n_active)
@@ -375,42 +394,48 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
 
 def _evaluators(settings: Settings, method, task, prog: _Program, corpus):
     """``evaluate(state, nums, text, length) -> (cosine per seed, val BPC per seed or None)``."""
-    cos_fns: dict = {}
 
     def cosine(state, nums, text, length):
         if not method.uses_sg:
             return np.full(state.step.shape, np.nan)
-        if length not in cos_fns:
-            def one(st, nm):
-                key = jax.random.fold_in(jax.random.fold_in(st.key, st.step), 2)
+        key = ("cosine", _static(settings), method, task, length, state.step.shape, text.shape)
+        if key not in _COMPILED:
+            def one(st, nm, text):
+                k = jax.random.fold_in(jax.random.fold_in(st.key, st.step), 2)
                 if prog.text_task:
                     batch = task.sample(text, st.phase, settings.batch, prog.lookahead, prog.dtype)
                     s0 = st.s
                 else:
-                    batch = task.sample(key, st.level, length, settings.batch, prog.dtype)
+                    batch = task.sample(k, st.level, length, settings.batch, prog.dtype)
                     s0 = jnp.zeros_like(st.s)
                 return sg_cosine(prog.rule(length), st.params, s0, batch, nm)[0]
 
-            cos_fns[length] = jax.jit(jax.vmap(one))
-        return np.asarray(cos_fns[length](state, nums))
+            _COMPILED[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+        return np.asarray(_COMPILED[key](state, nums, text))
 
     if corpus is None:
         return lambda state, nums, text, length: (cosine(state, nums, text, length), None)
     valid = corpus.valid[: settings.eval_chars] if settings.eval_chars else corpus.valid
     valid_dev = jnp.asarray(valid, jnp.int32)
-    bpc = jax.jit(jax.vmap(lambda core: bits_per_character(settings.core, core, valid_dev, task.vocab,
-                                                           settings.eval_streams, prog.dtype)))
-    return lambda state, nums, text, length: (cosine(state, nums, text, length), np.asarray(bpc(state.params.core)))
+
+    def evaluate(state, nums, text, length):
+        bpc = _bpc_seeds(settings.core, task.vocab, settings.eval_streams, prog.dtype, state.params.core, valid_dev)
+        return cosine(state, nums, text, length), np.asarray(bpc)
+
+    return evaluate
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _bpc_seeds(core_kind: str, vocab: int, streams: int, dtype, cores, text):
+    return jax.vmap(lambda core: bits_per_character(core_kind, core, text, vocab, streams, dtype))(cores)
 
 
 def _summary(task, prog: _Program, state, metrics: dict, final, corpus, settings: Settings, evaluate) -> dict:
     if prog.text_task:
         val = metrics["val_bpc"]
         best = np.min(val, axis=1) if val.shape[1] else np.full(val.shape[0], np.nan)
-        test_dev = jnp.asarray(corpus.test, jnp.int32)
-        test = np.asarray(jax.jit(jax.vmap(lambda core: bits_per_character(
-            settings.core, core, test_dev, task.vocab, settings.eval_streams, prog.dtype)))(
-            jax.tree_util.tree_map(jnp.asarray, final.core)))
+        test = np.asarray(_bpc_seeds(settings.core, task.vocab, settings.eval_streams, prog.dtype,
+                                     jax.tree_util.tree_map(jnp.asarray, final.core), jnp.asarray(corpus.test, jnp.int32)))
         return {"metric": "val_bpc", "val_bpc": best.round(4).tolist(), "test_bpc": test.round(4).tolist(),
                 "best_step": [int(metrics["eval_step"][i]) if val.shape[1] else 0
                               for i in np.argmin(val, axis=1)] if val.shape[1] else []}
