@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sgtheory.errors import InputError
 from sgtheory.represent._registry import Measure, lookup, reemit, scalar_function
 from sgtheory.represent._validate import fraction, paired
 from sgtheory.validate import int_in_range
@@ -66,7 +67,12 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
     n = x.shape[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        null = np.array([shuffled(rng.permutation(n)) for _ in range(n_perm)])
+        null = np.empty(n_perm)
+        for k in range(n_perm):
+            try:
+                null[k] = shuffled(rng.permutation(n))
+            except InputError as exc:
+                raise InputError(f"permutation {k + 1} of {n_perm}: {exc}") from None
     reemit(caught, "the permutations")
     # slack of 1e-12 (relative) so that a permutation reproducing the data's value counts as ≥ despite round-off
     p = (1 + np.count_nonzero(null >= value - 1e-12 * max(1.0, abs(value)))) / (1 + n_perm)
@@ -94,7 +100,10 @@ def bootstrap_ci(X, Y, measure="linear_cka", n_boot: int = 1000, level: float = 
         samples = np.empty(n_boot)
         for b in range(n_boot):
             rows = rng.integers(0, n, size=n)
-            samples[b] = f(x[rows], y[rows])
+            try:
+                samples[b] = f(x[rows], y[rows])
+            except InputError as exc:  # e.g. too few distinct samples in a replicate for a CCA-type measure
+                raise InputError(f"bootstrap replicate {b + 1} of {n_boot}: {exc}") from None
     reemit(caught, "the bootstrap replicates")
     low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
     return BootstrapResult(float(value), float(low), float(high), level, samples)
