@@ -24,13 +24,17 @@ class SmallSampleWarning(UserWarning):
     """Too few samples for an unbiased reading of a CCA-type measure (see the message for the bias)."""
 
 
-def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_constant: bool = True) -> np.ndarray:
+def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_constant: bool = True,
+         rescale: bool = False) -> np.ndarray:
     """Return ``X`` as a 2-D float array ``(n_samples, n_features)`` with constant features removed.
 
     Raises :class:`InputError` for non-numeric, non-2-D, empty or non-finite input, for fewer than
     ``min_samples`` rows, and when no feature varies. A feature is constant when its range
     (max - min) is at most ``10 eps`` times its largest magnitude, i.e. it varies only at round-off
-    level (exactly 0 for dead ReLU units).
+    level (exactly 0 for dead ReLU units). ``rescale=True`` (for measures invariant to a common scale of
+    the view) multiplies a view whose largest magnitude lies outside ``[2^-64, 2^64]`` by the power of two
+    that brings it to ``[0.5, 1)``: exact, and it keeps squares and sums of squares from overflowing
+    (values near 1e300) or underflowing (near 1e-300).
     """
     a = np.asarray(X)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
@@ -47,6 +51,10 @@ def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_con
     finite = np.isfinite(a)
     if not finite.all():
         raise InputError(f"{name}: contains {a.size - int(finite.sum())} NaN/inf value(s)")
+    if rescale:
+        top = float(np.abs(a).max())
+        if top > 0 and not 2.0**-64 <= top <= 2.0**64:
+            a = np.ldexp(a, -np.frexp(top)[1])
     if not drop_constant:
         return a
     span = a.max(axis=0) - a.min(axis=0)
@@ -63,7 +71,7 @@ def view(X, name: str = "X", *, min_samples: int = 2, dtype=np.float64, drop_con
     return a
 
 
-def paired(X, Y, *, min_samples: int = 2, dtype=np.float64, drop_constant: bool = True):
+def paired(X, Y, *, min_samples: int = 2, dtype=np.float64, drop_constant: bool = True, rescale: bool = False):
     """Check two views with the same samples; returns ``(X, Y)`` as from :func:`view`."""
     nx, ny = _rows(X, "X"), _rows(Y, "Y")
     if nx != ny:
@@ -71,8 +79,8 @@ def paired(X, Y, *, min_samples: int = 2, dtype=np.float64, drop_constant: bool 
         if np.shape(X)[1] == np.shape(Y)[1]:
             hint = " (their column counts match: were they passed as (n_features, n_samples)?)"
         raise InputError(f"X and Y: sample counts differ ({nx} vs {ny}); rows must be the same samples{hint}")
-    x = view(X, "X", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant)
-    y = view(Y, "Y", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant)
+    x = view(X, "X", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant, rescale=rescale)
+    y = view(Y, "Y", min_samples=min_samples, dtype=dtype, drop_constant=drop_constant, rescale=rescale)
     return x, y
 
 

@@ -39,7 +39,6 @@ from sgtheory.io import load_npz
 
 LAYERS_KEY = "layers"
 LABELS_KEY = "labels"
-ACTIVATION_SUFFIXES = (".npz", ".safetensors")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class LayerActivations:
       labels: ``(n_samples,)`` integer class labels, or ``None``.
       source: where they came from (file or checkpoint path), for messages and reports.
       notes: human-readable remarks (e.g. flattened layers).
+      indices: each layer's index in the whole model (its position in the file, or its depth in the net),
+        which :meth:`select` keeps; ``()`` means ``0 … len - 1``.
     """
 
     names: tuple[str, ...]
@@ -59,28 +60,77 @@ class LayerActivations:
     labels: np.ndarray | None = None
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    indices: tuple[int, ...] = field(default=())
+
+    def __post_init__(self):
+        if not self.indices:
+            object.__setattr__(self, "indices", tuple(range(len(self.arrays))))
 
     @property
     def n_samples(self) -> int:
+        """Rows (samples) of every layer."""
         return int(self.arrays[0].shape[0])
 
     def __len__(self) -> int:
         return len(self.arrays)
 
     def select(self, layers: Sequence[int | str] | None) -> "LayerActivations":
-        """The layers given by index (negative allowed) or by name, in the order given."""
+        """The layers given by position (negative allowed) or by name, in the order given.
+
+        Args:
+          layers: positions among this object's layers or names; ``None`` keeps all.
+
+        Returns:
+          A :class:`LayerActivations` of those layers (``indices`` still name their place in the model).
+
+        Raises:
+          InputError: an unknown name, a position out of range, a layer asked for twice, or an empty list.
+        """
         if layers is None:
             return self
-        idx = [_layer_index(self, spec) for spec in layers]
-        if not idx:
-            raise InputError(f"{self.source}: empty layer selection")
+        idx = resolve_layers(self.names, layers, self.source)
         return LayerActivations(tuple(self.names[i] for i in idx), tuple(self.arrays[i] for i in idx),
-                                self.labels, self.source, self.notes)
+                                self.labels, self.source, self.notes, tuple(self.indices[i] for i in idx))
 
     def subsample(self, index: np.ndarray) -> "LayerActivations":
-        """The same layers restricted to the samples ``index`` (an integer index array)."""
+        """The same layers restricted to the samples ``index`` (an integer index array).
+
+        Args:
+          index: the rows to keep, in the order to keep them.
+
+        Returns:
+          A :class:`LayerActivations` over those samples.
+        """
         labels = None if self.labels is None else self.labels[index]
-        return LayerActivations(self.names, tuple(a[index] for a in self.arrays), labels, self.source, self.notes)
+        return LayerActivations(self.names, tuple(a[index] for a in self.arrays), labels, self.source, self.notes,
+                                self.indices)
+
+
+def resolve_layers(names: Sequence[str], layers: Sequence[int | str], source: str) -> list[int]:
+    """Positions of ``layers`` (positions, negative allowed, or names) among a model's layers ``names``.
+
+    Args:
+      names: the model's layer names, in order.
+      layers: the selection: integers (or integer strings) and names.
+      source: the model's file or folder, for messages.
+
+    Returns:
+      The positions, in the order given.
+
+    Raises:
+      InputError: an empty selection, an unknown name, a position out of range, or a layer asked for twice.
+    """
+    specs = list(layers)
+    if not specs:
+        raise InputError(f"{source}: empty layer selection")
+    idx = [_layer_index(names, spec, source) for spec in specs]
+    seen: dict[int, int | str] = {}
+    for spec, i in zip(specs, idx):
+        if i in seen:
+            raise InputError(f"{source}: layer {names[i]!r} asked for twice ({seen[i]!r} and {spec!r}); "
+                             "list each layer once")
+        seen[i] = spec
+    return idx
 
 
 def make_activations(arrays: dict[str, np.ndarray] | Sequence[np.ndarray], *, labels=None, source: str = "arrays",
@@ -106,6 +156,8 @@ def make_activations(arrays: dict[str, np.ndarray] | Sequence[np.ndarray], *, la
         a = np.asarray(a)
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise InputError(f"{source}: layer {name!r} is not a numeric array (dtype {a.dtype})")
+        if np.iscomplexobj(a):
+            raise InputError(f"{source}: layer {name!r} holds complex values; activations must be real")
         if a.ndim < 2:
             raise InputError(f"{source}: layer {name!r} has shape {a.shape}; expected (n_samples, n_features)")
         if a.ndim > 2:
@@ -253,13 +305,17 @@ def _check_labels(labels, n: int, source: str) -> np.ndarray | None:
     return y.astype(np.int64)
 
 
-def _layer_index(acts: LayerActivations, spec: int | str) -> int:
-    if isinstance(spec, str) and not spec.lstrip("-").isdigit():
-        if spec not in acts.names:
-            raise InputError(f"{acts.source}: no layer named {spec!r}; layers are {', '.join(acts.names)}")
-        return acts.names.index(spec)
-    i = int(spec)
-    if not -len(acts) <= i < len(acts):
-        raise InputError(f"{acts.source}: layer {i} asked for, but it has {len(acts)} layers "
-                         f"(0..{len(acts) - 1})")
-    return i % len(acts)
+def _layer_index(names: Sequence[str], spec: int | str, source: str) -> int:
+    n = len(names)
+    if isinstance(spec, str) and not spec.strip().lstrip("-").isdigit():
+        if spec not in names:
+            raise InputError(f"{source}: no layer named {spec!r}; its {n} layers are {', '.join(names)}")
+        return list(names).index(spec)
+    try:
+        i = int(spec)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: layer {spec!r} is neither a position nor a name") from None
+    if not -n <= i < n:
+        raise InputError(f"{source}: layer {i} asked for, but it has {n} layers (positions 0..{n - 1} or "
+                         f"{-n}..-1: {', '.join(names)})")
+    return i % n

@@ -53,7 +53,7 @@ def cca(X, Y, *, regularization: float = 0.0) -> np.ndarray:
       InputError: bad input, or too few distinct samples for the two ranks (see the module docstring).
     """
     reg = _regularization(regularization)
-    x, y = paired(X, Y, min_samples=3)
+    x, y = paired(X, Y, min_samples=3, rescale=True)
     bx, by = _cca_basis(x, "X", reg), _cca_basis(y, "Y", reg)
     return _correlations(bx, by, "cca", reg)
 
@@ -84,7 +84,7 @@ def svcca(X, Y, *, variance: float = 0.99, n_components: int | None = None) -> f
     var = fraction(variance, "variance")
     if n_components is not None and (int(n_components) != n_components or n_components < 1):
         raise InputError(f"n_components: expected a positive integer, got {n_components!r}")
-    x, y = paired(X, Y, min_samples=3)
+    x, y = paired(X, Y, min_samples=3, rescale=True)
     bx, by = _svcca_basis(x, "X", var, n_components), _svcca_basis(y, "Y", var, n_components)
     return float(_correlations(bx, by, "svcca", 0.0).mean())
 
@@ -119,7 +119,7 @@ def pwcca(X, Y) -> float:
     Returns:
       The weighted mean correlation, in [0, 1].
     """
-    x, y = paired(X, Y, min_samples=3)
+    x, y = paired(X, Y, min_samples=3, rescale=True)
     return _pwcca_pair(_PWView.of(x, "X"), _PWView.of(y, "Y"))
 
 

@@ -34,7 +34,7 @@ def linear_cka(X, Y, *, debiased: bool = False) -> float:
     ``debiased=True`` replaces each HSIC by the unbiased estimator (needs ``n ≥ 4``). Invariant to
     orthogonal transforms and isotropic scaling of either view; identical views give 1.
     """
-    x, y = paired(X, Y, min_samples=4 if debiased else 2)
+    x, y = paired(X, Y, min_samples=4 if debiased else 2, rescale=True)
     return _linear_pair(_Linear.of(x, "X", debiased), _Linear.of(y, "Y", debiased))
 
 
@@ -45,7 +45,7 @@ def rbf_cka(X, Y, *, sigma_frac: float = 1.0, debiased: bool = False) -> float:
     included, as in Kornblith et al.'s reference code. Costs ``O(n²)`` memory per view.
     """
     frac = positive(sigma_frac, "sigma_frac")
-    x, y = paired(X, Y, min_samples=4 if debiased else 2)
+    x, y = paired(X, Y, min_samples=4 if debiased else 2, rescale=True)
     return _gram_pair(_Gram.rbf(x, "X", frac, debiased), _Gram.rbf(y, "Y", frac, debiased))
 
 
@@ -59,7 +59,7 @@ def minibatch_cka(X, Y, *, batch_size: int = 256) -> float:
     """
     if int(batch_size) != batch_size or batch_size < 4:
         raise InputError(f"batch_size: must be an integer >= 4 (the unbiased HSIC needs 4 samples), got {batch_size!r}")
-    x, y = paired(X, Y, min_samples=4, drop_constant=False)
+    x, y = paired(X, Y, min_samples=4, drop_constant=False, rescale=True)
     acc = MinibatchCKA()
     for start in range(0, x.shape[0], int(batch_size)):
         if x.shape[0] - start >= 4:

@@ -82,7 +82,8 @@ def _use_device(backend: str, measure) -> bool:
 
 
 def _prepare(m: Measure, opts: dict, x, name: str):
-    return m.prepare(view(x, name, min_samples=m.min_for(opts), drop_constant=m.drop_constant), name, **opts)
+    view_x = view(x, name, min_samples=m.min_for(opts), drop_constant=m.drop_constant, rescale=True)  # all scale-free
+    return m.prepare(view_x, name, **opts)
 
 
 def _layers(layers, name: str) -> list:

@@ -52,7 +52,7 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
     m = lookup(measure)
     if isinstance(m, Measure):
         opts = m.options(options, measure)
-        x, y = paired(X, Y, min_samples=m.min_for(opts), drop_constant=m.drop_constant)
+        x, y = paired(X, Y, min_samples=m.min_for(opts), drop_constant=m.drop_constant, rescale=True)
         px, py = m.prepare(x, "X", **opts), m.prepare(y, "Y", **opts)
         value = m.pair(px, py, **opts)
         if hasattr(py, "take"):
