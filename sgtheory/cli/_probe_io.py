@@ -49,6 +49,17 @@ def load_pair(a_path, b_path, *, dataset, data_root, data_seed, labels_file, n: 
     seeded random subset of ``n`` of them (all if fewer), kept in their original order. ``layers`` is
     checked against both models before any net runs.
 
+    Args:
+      a_path, b_path: the two models (checkpoints or activation files).
+      dataset: ``--dataset`` or ``None``.
+      data_root: ``--data-root`` or ``None``.
+      data_seed: ``--data-seed`` or ``None``.
+      labels_file: ``--labels`` or ``None``.
+      n: samples to compare.
+      layers: the ``--layers`` items, or ``None``.
+      seed: the subset's seed.
+      need_labels: whether a measure needs class labels.
+
     Returns:
       ``(acts_a, acts_b, labels or None, info)``; ``info``: ``dataset`` and ``data_seed`` used (or ``None``)
       and ``samples``, the compared rows' indices in the test split / the files.

@@ -13,7 +13,11 @@ DEFAULT_MEASURES = "cka,svcca,rdm,probe"
 
 
 def register(sub) -> None:
-    """Add the ``probe`` subcommand to the subparsers ``sub``."""
+    """Add the ``probe`` subcommand.
+
+    Args:
+      sub: the subparsers object of the ``sgtheory`` parser.
+    """
     p = sub.add_parser(
         "probe",
         help="compare two checkpoints or activation files layer by layer",
@@ -55,7 +59,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    """Run ``sgtheory probe`` (see the module docstring); returns the exit code."""
+    """Run ``sgtheory probe`` (see the module docstring).
+
+    Args:
+      args: the parsed arguments.
+
+    Returns:
+      The exit code (0; bad input raises :class:`sgtheory.InputError`).
+    """
     import sys
     import warnings
 

@@ -137,8 +137,18 @@ def make_activations(arrays: dict[str, np.ndarray] | Sequence[np.ndarray], *, la
                      names: Sequence[str] | None = None) -> LayerActivations:
     """Validate arrays (first axis = samples) into a :class:`LayerActivations`.
 
-    ``arrays`` is a name -> array mapping (order kept) or a sequence (then named ``layer0``, ``layer1``, ...
-    unless ``names`` is given). Arrays with more than 2 axes are flattened per sample, with a note.
+    Args:
+      arrays: a name -> array mapping (order kept) or a sequence (then named ``layer0``, ``layer1``, ...
+        unless ``names`` is given). Arrays with more than 2 axes are flattened per sample, with a note.
+      labels: ``(n,)`` integer class labels (or one-hot ``(n, k)``), or ``None``.
+      source: where they came from, for messages.
+      names: layer names for a sequence.
+
+    Returns:
+      A :class:`LayerActivations` of float64 arrays.
+
+    Raises:
+      InputError: non-numeric, complex, 0-D/1-D, empty or non-finite arrays, or differing sample counts.
     """
     if isinstance(arrays, dict):
         items = list(arrays.items())
@@ -188,6 +198,9 @@ def load_activations(path, *, layers: Sequence[int | str] | None = None,
       layers: optional selection (indices or names) applied after loading.
       n_layers: if given, the number of layers the caller expects (after selection); a different count
         raises :class:`InputError`.
+
+    Returns:
+      A :class:`LayerActivations`.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -206,10 +219,17 @@ def load_activations(path, *, layers: Sequence[int | str] | None = None,
 
 
 def checkpoint_activations(checkpoint, x, *, labels=None, source: str | None = None) -> LayerActivations:
-    """Activations of a checkpointed net on inputs ``x`` ``(n, n_in)``: layers ``h1 … hD``, then ``logits``.
+    """Activations of a checkpointed net: layers ``h1 … hD``, then ``logits``.
 
-    ``checkpoint``: a path accepted by :func:`sgtheory.nets.load_checkpoint` or a loaded
-    :class:`sgtheory.nets.Checkpoint`; ``labels``: optional ``(n,)`` class labels to carry along.
+    Args:
+      checkpoint: a path accepted by :func:`sgtheory.nets.load_checkpoint` or a loaded
+        :class:`sgtheory.nets.Checkpoint`.
+      x: ``(n, n_in)`` inputs.
+      labels: optional ``(n,)`` class labels to carry along.
+      source: the name used in messages (default: the checkpoint's path).
+
+    Returns:
+      A :class:`LayerActivations` with ``D + 1`` layers.
     """
     from sgtheory.nets import Checkpoint, activations, load_checkpoint
 
@@ -220,8 +240,15 @@ def checkpoint_activations(checkpoint, x, *, labels=None, source: str | None = N
 
 
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` names an sgtheory checkpoint (a folder, ``.json``, or an ``.npz`` with a sibling
-    ``.json`` of the checkpoint format) rather than an activation file."""
+    """Whether ``path`` names an sgtheory checkpoint rather than an activation file.
+
+    Args:
+      path: a folder, a ``.json``, or an ``.npz`` (a checkpoint when named ``checkpoint.npz`` or beside a
+        ``.json`` of the checkpoint format).
+
+    Returns:
+      ``True`` for a checkpoint.
+    """
     from sgtheory.nets.checkpoint import FORMAT
 
     p = Path(path)

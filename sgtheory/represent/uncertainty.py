@@ -39,13 +39,21 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
                      **options) -> PermutationResult:
     """One-sided permutation test of "``X`` and ``Y`` are unrelated" for any measure.
 
-    The rows of ``Y`` are shuffled ``n_permutations`` times (``np.random.default_rng(seed)``; ``seed``
-    an int or a ``np.random.Generator``),
-    breaking the pairing of samples while keeping each view's own structure. The p-value is
-    ``(1 + #{null ≥ value}) / (1 + n_permutations)`` (Phipson & Smyth 2010), so it is never 0 and is
-    uniform on its grid under the null. ``measure`` is a name as in
-    :func:`sgtheory.represent.similarity_matrix` or a callable ``f(X, Y, **options)``. Named measures
+    The rows of ``Y`` are shuffled ``n_permutations`` times, breaking the pairing of samples while
+    keeping each view's own structure. The p-value is ``(1 + #{null ≥ value}) / (1 + n_permutations)``
+    (Phipson & Smyth 2010), so it is never 0 and is uniform on its grid under the null. Named measures
     prepare each view once and permute the prepared ``Y`` where that is exact (CKA, CCA, SVCCA, PWCCA).
+
+    Args:
+      X: ``(n, d_x)`` first view.
+      Y: ``(n, d_y)`` second view, the same samples.
+      measure: a name as in :func:`sgtheory.represent.similarity_matrix`, or a callable ``f(X, Y, **options)``.
+      n_permutations: how many shuffles, ≥ 1.
+      seed: an int or a ``np.random.Generator`` (``np.random.default_rng(seed)``).
+      **options: passed to the measure.
+
+    Returns:
+      A :class:`PermutationResult`.
     """
     n_perm = int_in_range(n_permutations, "n_permutations", lo=1)
     rng = np.random.default_rng(seed)
@@ -83,10 +91,23 @@ def bootstrap_ci(X, Y, measure="linear_cka", n_boot: int = 1000, level: float = 
                  **options) -> BootstrapResult:
     """Percentile bootstrap interval of a measure over samples (Efron & Tibshirani 1993).
 
-    Each replicate draws ``n`` rows with replacement (the same rows of ``X`` and ``Y``) and
-    recomputes the measure; ``[low, high]`` are the ``(1 - level)/2`` and ``(1 + level)/2``
-    quantiles of the replicates. Repeated rows lower a view's effective sample size, so CCA-type
-    measures may refuse replicates that the full data supports; use fewer features then.
+    Each replicate draws ``n`` rows with replacement (the same rows of ``X`` and ``Y``) and recomputes
+    the measure; ``[low, high]`` are the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the
+    replicates. A replicate holds about ``0.63 n`` distinct samples, and CCA-type measures count distinct
+    samples: they warn about (or refuse, naming the replicate) replicates that the full data supports;
+    use fewer features then.
+
+    Args:
+      X: ``(n, d_x)`` first view.
+      Y: ``(n, d_y)`` second view, the same samples.
+      measure: a name as in :func:`sgtheory.represent.similarity_matrix`, or a callable ``f(X, Y, **options)``.
+      n_boot: replicates, ≥ 2.
+      level: the interval's coverage, in (0, 1].
+      seed: an int or a ``np.random.Generator``.
+      **options: passed to the measure.
+
+    Returns:
+      A :class:`BootstrapResult`.
     """
     n_boot = int_in_range(n_boot, "n_boot", lo=2)
     level = fraction(level, "level")
