@@ -8,8 +8,7 @@ import scipy.linalg
 from scipy.linalg import lapack
 
 from sgtheory import InputError
-from sgtheory.represent import (SmallSampleWarning, bootstrap_ci, cca, permutation_test, pwcca,
-                                similarity_matrix, svcca)
+from sgtheory.represent import SmallSampleWarning, bootstrap_ci, cca, permutation_test, pwcca, similarity_matrix, svcca
 from sgtheory.represent._validate import distinct_samples, sample_groups
 
 # The cross-check threshold for an independent implementation.

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from sgtheory.errors import InputError
-from sgtheory.represent.activations import (LayerActivations, checkpoint_activations, is_checkpoint,
-                                            load_activations, resolve_layers)
+from sgtheory.represent.activations import (
+    LayerActivations,
+    checkpoint_activations,
+    is_checkpoint,
+    load_activations,
+    resolve_layers,
+)
 
 
 def check_out(path) -> Path:

@@ -70,8 +70,8 @@ def run(args) -> int:
     import sys
     import warnings
 
-    from sgtheory.cli.main import emit
     from sgtheory.cli._probe_io import check_out, load_pair, write_outputs
+    from sgtheory.cli.main import emit
     from sgtheory.errors import InputError
     from sgtheory.represent.layerwise import compare_layers, parse_measures
     from sgtheory.validate import int_in_range

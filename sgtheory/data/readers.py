@@ -147,7 +147,8 @@ def read_mnist5k_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except ValueError as exc:
         raise InputError(f"data file {path}: corrupt CSV ({exc})") from None
     if table.shape[0] == 0 or table.shape[1] != 785:
-        raise InputError(f"data file {path}: expected rows of 785 columns (784 pixels + label), got shape {table.shape}")
+        raise InputError(f"data file {path}: expected rows of 785 columns (784 pixels + label), "
+                         f"got shape {table.shape}")
     pixels, labels = table[:, :784], table[:, 784]
     if pixels.min() < 0 or pixels.max() > 255:
         raise InputError(f"data file {path}: pixel values outside 0..255 (corrupt file?)")
