@@ -1,6 +1,7 @@
 """What `sgtheory probe` writes (layer indices, captions), its answers to odd input, and the plot helpers."""
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -65,7 +66,7 @@ def test_layers_checked_against_each_model(four_layers, tmp_path, capsys):
     for extra, message in cases:
         rc, out, err = _probe([a, a if "1,-3" in extra else b, *extra, "--out", tmp_path / "o"], capsys)
         assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, extra
-        assert __import__("re").search(message, err), (extra, err)
+        assert re.search(message, err), (extra, err)
     assert not (tmp_path / "o").exists()
 
 
@@ -152,7 +153,7 @@ def test_odd_inputs_one_line_or_a_clean_run(tmp_path, rng, capsys, a, b, extra, 
         assert np.all(np.isfinite(values)) and np.all(np.abs(values) <= 1 + 1e-9)
     else:
         assert rc == 2 and stdout == "" and "Traceback" not in stderr
-        assert len(stderr.strip().splitlines()) == 1 and __import__("re").search(outcome, stderr), stderr
+        assert len(stderr.strip().splitlines()) == 1 and re.search(outcome, stderr), stderr
         assert not (tmp_path / "o").exists()
 
 
