@@ -62,7 +62,7 @@ def test_bad_files_are_one_line_and_exit_2(capsys, tmp_path):
 
 
 def test_tiny_copy_run_checkpoint_evaluate_and_determinism(capsys, tmp_path):
-    argv = ["--task", "repeat-copy", "--method", "dni-aux", "--seeds", "2", "--json"] + TINY
+    argv = ["--task", "repeat-copy", "--method", "cdni", "--seeds", "2", "--json"] + TINY
     code, out, _ = _run(capsys, argv + ["--out", str(tmp_path / "a")])
     assert code == 0
     first = json.loads(out)
@@ -70,8 +70,9 @@ def test_tiny_copy_run_checkpoint_evaluate_and_determinism(capsys, tmp_path):
     assert first["steps"] == 6 and first["sequences"] == 24 and math.isfinite(first["sg_loss"])
     assert first["sequences_per_second"] > 0
     ck = load_checkpoint(tmp_path / "a")
-    assert ck.seeds == (0, 1) and ck.method.name == "dni-aux" and ck.params.core["W"].shape == (2, 10 + 8, 32)
-    assert ck.params.aux["A"].shape == (2, 16, 16) and ck.metrics["loss_bits"].shape == (2, 6)
+    assert ck.seeds == (0, 1) and ck.method.name == "cdni" and ck.params.core["W"].shape == (2, 10 + 8, 32)
+    # cDNI's SG reads [h; c] (16) and the next window's targets with their mask: T·(9 + 1) = 20
+    assert ck.params.sg["layers"][0]["W"].shape == (2, 36, 16) and ck.metrics["loss_bits"].shape == (2, 6)
     code, out, _ = _run(capsys, ["--evaluate", str(tmp_path / "a"), "--json"])
     ev = json.loads(out)
     assert code == 0 and ev["metric"] == "bits_per_target" and len(ev["bits_per_target"]) == 2
@@ -90,7 +91,7 @@ def test_tiny_charlm_run(capsys, tmp_path):
     words = ["the ", "cat ", "sat ", "on ", "a ", "mat\n"]
     (tmp_path / "t.txt").write_text("".join(rng.choice(words, 3000)))
     code, out, _ = _run(capsys, ["--task", "charlm", "--corpus", "text", "--data-root", str(tmp_path / "t.txt"),
-                                 "--seq-len", "12", "--eval-streams", "4", "--json", "--method", "cdni"] + TINY)
+                                 "--seq-len", "12", "--eval-streams", "4", "--json", "--method", "dni-aux"] + TINY)
     assert code == 0
     s = json.loads(out)
     vocab = len(set("".join(words)))
@@ -115,3 +116,23 @@ def test_declared_properties_match_behaviour():
     assert methods.get("dni").two_pass is False and methods.get("dni", target_discount=1.0).two_pass
     with pytest.raises(ValueError, match="unknown option"):
         methods.get("dni", horizon=3)
+
+
+def test_analysis_options_and_table_layout(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from sgtheory.rnn.grid import markdown_table
+
+    path = Path(__file__).resolve().parents[1] / "analyses" / "dni_rnn_table.py"
+    spec = importlib.util.spec_from_file_location("dni_rnn_table", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--truncations", "0", "--out", "/nonexistent/never"]) == 2
+    assert "--truncations: must be >= 1" in capsys.readouterr().err
+    arrays = {"copy/tbptt/T2/solved_n": np.array([2, 2, 3]), "copy/dni/T2/solved_n": np.array([4, 5, 6]),
+              "charlm/dni/T2/val_bpc": np.array([2.0, 2.5])}
+    table = markdown_table(arrays, ["copy", "charlm"], ["tbptt", "dni"], [2, 3]).splitlines()
+    assert table[2] == "| Copy (N) | truncated BPTT | 2.3 ± 0.6 | — |"
+    assert table[3] == "| Copy (N) | DNI | 5.0 ± 1.0 | — |"
+    assert table[5] == "| char LM (val BPC) | DNI | 2.250 ± 0.354 | — |"

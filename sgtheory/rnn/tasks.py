@@ -84,7 +84,7 @@ class CopyTask:
             return Level(level.n + (up & ~raise_r).astype(level.n.dtype), level.r + raise_r.astype(level.r.dtype))
         return Level(level.n + up.astype(level.n.dtype), level.r)
 
-    def sequences(self, pattern, level: Level, length: int, dtype=jnp.float32) -> Batch:
+    def sequences(self, pattern, level: Level, length: int, dtype=jnp.float32, lookahead: int = 1) -> Batch:
         """The batch for ``pattern`` ``(length, B, bits)`` (0/1; only the first ``n`` steps are read).
 
         Args:
@@ -92,6 +92,7 @@ class CopyTask:
             level: the curriculum level (traced ints allowed).
             length: padded length (static), at least :meth:`length` of the level.
             dtype: floating dtype of inputs, targets and mask.
+            lookahead: steps of (empty) ``ys_next``: nothing follows a Copy sequence.
 
         Returns:
             A :class:`sgtheory.rnn.window.Batch` (time-major); steps past the end are zero with mask 0.
@@ -123,14 +124,14 @@ class CopyTask:
             end = n * (r + 1) + 3
         mask = jnp.broadcast_to(recall, (length, bsz)).astype(dtype)
         return Batch(xs.astype(dtype), ys.astype(dtype), mask, end, jnp.asarray(False),
-                     jnp.zeros((1, bsz, self.n_out), dtype), jnp.zeros((1, bsz), dtype))
+                     jnp.zeros((lookahead, bsz, self.n_out), dtype), jnp.zeros((lookahead, bsz), dtype))
 
-    def sample(self, key, level: Level, length: int, batch: int, dtype=jnp.float32) -> Batch:
+    def sample(self, key, level: Level, length: int, batch: int, dtype=jnp.float32, lookahead: int = 1) -> Batch:
         """A random batch at ``level`` padded to ``length`` steps. Step ``t``'s bits come from
         ``fold_in(key, t)``, so a run's data do not depend on the padding."""
         pattern = jax.vmap(lambda t: jax.random.bernoulli(jax.random.fold_in(key, t), 0.5, (batch, self.bits)))(
             jnp.arange(length))
-        return self.sequences(pattern, level, length, dtype)
+        return self.sequences(pattern, level, length, dtype, lookahead)
 
     def bits_per_target(self, loss_nats, batch: Batch):
         """Mean cross-entropy per target bit of the recall phase, in bits, from a summed loss in nats."""

@@ -209,7 +209,7 @@ class _Program:
             batch = task.sample(text, state.phase, st.batch, self.lookahead, self.dtype)
             s0 = state.s
         else:
-            batch = task.sample(key, state.level, length, st.batch, self.dtype)
+            batch = task.sample(key, state.level, length, st.batch, self.dtype, self.lookahead)
             s0 = jnp.zeros_like(state.s)
         out = run_sequence(self.rule(length), state.params, state.opt, s0, batch, nums)
         if self.text_task:
@@ -406,7 +406,7 @@ def _evaluators(settings: Settings, method, task, prog: _Program, corpus):
                     batch = task.sample(text, st.phase, settings.batch, prog.lookahead, prog.dtype)
                     s0 = st.s
                 else:
-                    batch = task.sample(k, st.level, length, settings.batch, prog.dtype)
+                    batch = task.sample(k, st.level, length, settings.batch, prog.dtype, prog.lookahead)
                     s0 = jnp.zeros_like(st.s)
                 return sg_cosine(prog.rule(length), st.params, s0, batch, nm)[0]
 
