@@ -71,6 +71,11 @@ def init_core(spec: CoreSpec, *, key, dtype=jnp.float32) -> dict:
     return {"W": w, "b": b, "V": v, "v": jnp.zeros((spec.n_out,), dtype)}
 
 
+def affine(x, w, b):
+    """``x w + b`` for ``x`` of any leading shape (the bias broadcast explicitly)."""
+    return x @ w + jnp.reshape(b, (1,) * (x.ndim - 1) + b.shape)
+
+
 def zero_state(spec: CoreSpec, batch: int, dtype=jnp.float32):
     """The initial state ``(batch, state_size)`` of zeros."""
     return jnp.zeros((batch, spec.state_size), dtype)
@@ -94,7 +99,7 @@ def core_step(kind: str, params: dict, s, x):
         The next state, shaped like ``s``.
     """
     h = hidden_part(kind, s)
-    z = jnp.concatenate([x, h], axis=-1) @ params["W"] + params["b"]
+    z = affine(jnp.concatenate([x, h], axis=-1), params["W"], params["b"])
     if kind == "tanh":
         return jnp.tanh(z)
     c = s[..., h.shape[-1]:]
@@ -105,7 +110,7 @@ def core_step(kind: str, params: dict, s, x):
 
 def readout(kind: str, params: dict, s):
     """Logits ``h V + v`` ``(batch, n_out)`` read from the hidden part of state ``s``."""
-    return hidden_part(kind, s) @ params["V"] + params["v"]
+    return affine(hidden_part(kind, s), params["V"], params["v"])
 
 
-__all__ = ["CORES", "CoreSpec", "core_step", "hidden_part", "init_core", "readout", "zero_state"]
+__all__ = ["CORES", "CoreSpec", "affine", "core_step", "hidden_part", "init_core", "readout", "zero_state"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sgtheory.rnn.cores import affine
 from sgtheory.validate import choice, int_in_range
 
 SG_MODULES = ("linear", "mlp")
@@ -65,8 +66,8 @@ def apply_sg(params: dict, s, cond=None):
     z = s if cond is None else jnp.concatenate([s, cond], axis=-1)
     layers = params["layers"]
     for layer in layers[:-1]:
-        z = jax.nn.relu(z @ layer["W"] + layer["b"])
-    return z @ layers[-1]["W"] + layers[-1]["b"]
+        z = jax.nn.relu(affine(z, layer["W"], layer["b"]))
+    return affine(z, layers[-1]["W"], layers[-1]["b"])
 
 
 def init_aux(state_size: int, dtype=jnp.float32) -> dict:
@@ -77,7 +78,7 @@ def init_aux(state_size: int, dtype=jnp.float32) -> dict:
 
 def apply_aux(params: dict, s):
     """The head's prediction ``s A + c`` of the SG a window will emit, for states ``s`` ``(..., S)``."""
-    return s @ params["A"] + params["c"]
+    return affine(s, params["A"], params["c"])
 
 
 __all__ = ["SG_MODULES", "apply_aux", "apply_sg", "init_aux", "init_sg"]

@@ -162,7 +162,7 @@ def window_credit(rule: Rule, core: dict, aux: dict, s0, xs, ys, mask, exit_sg: 
     aux_grad, aux_loss = {}, jnp.zeros_like(loss)
     if rule.has_aux:
         def aux_objective(aux, states):
-            return nums.aux_weight * jnp.sum((apply_aux(aux, states) - g) ** 2)
+            return nums.aux_weight * jnp.sum((apply_aux(aux, states) - g[None]) ** 2)
 
         aux_loss, (aux_grad, states_cot) = jax.value_and_grad(aux_objective, argnums=(0, 1))(aux, out[2])
         core_grad, entry = pull((one, nums.inject_scale * g, states_cot))
