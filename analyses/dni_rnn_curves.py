@@ -91,7 +91,8 @@ def plot(arrays, meta, out: Path):
             ax2.plot(steps, bpc.mean(0), color=f"C{j}", marker=".", label=LABEL[name])
             ax2.fill_between(steps, bpc.min(0), bpc.max(0), color=f"C{j}", alpha=0.2)
         ax1.set(xlabel="sequences seen", ylabel="Copy level N (training on)", title=f"Copy, T = {meta['truncation']}")
-        ax2.set(xlabel="batches", ylabel="validation BPC", title=f"char LM ({meta['corpus']}), T = {meta['truncation']}")
+        ax2.set(xlabel="batches", ylabel="validation BPC",
+                title=f"char LM ({meta['corpus']}), T = {meta['truncation']}")
         ax1.legend(fontsize=7)
         savefig(fig, out / f"{NAME}.png")
     return {name: {"copy_solved_n": np.asarray(arrays[f"copy/{name}/solved_n"]).tolist(),

@@ -89,7 +89,8 @@ def main(argv=None) -> int:
                 best = max(i["sequences_per_second"] for i in runs[n])
                 rows.append({"backend": backend, "variant": n, "rounds_sequences_per_second":
                              [i["sequences_per_second"] for i in runs[n]], "sequences_per_second": best,
-                             "ms_per_sequence": round(1000.0 / best, 4), "compile_seconds": runs[n][0]["compile_seconds"]})
+                             "ms_per_sequence": round(1000.0 / best, 4),
+                             "compile_seconds": runs[n][0]["compile_seconds"]})
     ratios = {}
     for backend in backends:
         by = {r["variant"]: r["sequences_per_second"] for r in rows if r["backend"] == backend}

@@ -107,7 +107,7 @@ def test_declared_properties_match_behaviour():
         assert name in table and m.summary
         assert p.learned == m.uses_sg and p.update_locked == p.backward_locked == m.full_sequence
         assert (p.memory == "T steps") != m.full_sequence
-        st = jax.eval_shape(lambda k: init_run(Settings(hidden=4, batch=2), m, CopyTask(False), k),
+        st = jax.eval_shape(lambda k, m=m: init_run(Settings(hidden=4, batch=2), m, CopyTask(False), k),
                             jax.random.PRNGKey(0))
         assert bool(st.params.sg) == p.learned and bool(st.params.aux) == m.has_aux
     for kind in ("linear", "mlp"):  # a fresh SG outputs exactly 0: its last layer starts at zero

@@ -26,7 +26,8 @@ def run(args) -> int:
 
     if args.recurrent:  # the recurrent family (sgtheory.rnn.methods), same three outputs
         from sgtheory.rnn import methods as rm
-        lines = rm.unified_table(args.format) if args.table else "\n".join(f"{n:<8} {rm.get(n).summary}" for n in rm.METHODS)
+        names = "\n".join(f"{n:<8} {rm.get(n).summary}" for n in rm.METHODS)
+        lines = rm.unified_table(args.format) if args.table else names
         emit({n: rm.describe(n) for n in rm.METHODS}, True) if args.json else print(lines)
         return 0
     if args.json:

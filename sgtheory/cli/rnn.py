@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the core (default 1e-3)")
     p.add_argument("--sg-lr", type=float, default=None, help="Adam learning rate of the SG (default --lr)")
-    p.add_argument("--clip", type=float, default=1.0, help="global-norm clip of the core's gradient (default 1; inf = none)")
+    p.add_argument("--clip", type=float, default=1.0,
+                   help="global-norm clip of the core's gradient (default 1; inf = none)")
     p.add_argument("--sg-clip", type=float, default=1.0, help="global-norm clip of the SG's gradient (default 1)")
     p.add_argument("--update", default="window", help="update after every window (default) or once per sequence")
     p.add_argument("--inject-scale", type=float, default=None, help="scale s of the injected SG (default 0.1)")
@@ -37,7 +38,8 @@ def register(sub) -> None:
     p.add_argument("--repeat-norm", type=float, default=10.0, help="repeat-count normalisation (default 10)")
     p.add_argument("--max-length", type=int, default=1024, help="longest Copy sequence (default 1024 steps)")
     p.add_argument("--corpus", default="kjv", help="charlm corpus: kjv (default, shipped), ptb, text")
-    p.add_argument("--data-root", default=None, help="ptb: folder of Mikolov's char files ($SGTHEORY_PTB); text: the file")
+    p.add_argument("--data-root", default=None,
+                   help="ptb: folder of Mikolov's char files ($SGTHEORY_PTB); text: the file")
     p.add_argument("--seq-len", type=int, default=120, help="charlm: characters per training sequence (default 120)")
     p.add_argument("--eval-every", type=int, default=250, help="batches between evaluations (default 250)")
     p.add_argument("--patience", type=int, default=0, help="charlm: stop after N evaluations without improvement")
@@ -64,13 +66,12 @@ def _mean_sd(values) -> dict:
 
 
 def run(args) -> int:
+    from sgtheory import rnn
     from sgtheory.cli.main import emit
     from sgtheory.errors import InputError
     from sgtheory.io import ensure_writable_dir
-    from sgtheory.validate import int_in_range
-
-    from sgtheory import rnn
     from sgtheory.rnn import methods
+    from sgtheory.validate import int_in_range
 
     if args.evaluate is not None:
         return _evaluate(args)

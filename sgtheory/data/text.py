@@ -97,10 +97,11 @@ def kjv_path() -> Path:
 def read_kjv(path: str | os.PathLike) -> Corpus:
     """The KJV corpus from a ``kjv.jsonl`` file (one JSON verse per line with ``book``, ``chapter``, ``text``)."""
     parts: dict = {"train": [], "valid": [], "test": []}
-    chapter, last = -1, None
+    chapter, last, where_in_file = -1, None, 0
     try:
         with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, 1):
+            for number, line in enumerate(fh, 1):
+                where_in_file = number
                 if not line.strip():
                     continue
                 verse = json.loads(line)
@@ -112,7 +113,7 @@ def read_kjv(path: str | os.PathLike) -> Corpus:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"corpus kjv: cannot read {path} ({exc})") from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"corpus kjv: {path} line {i} is not a verse record ({exc})") from None
+        raise InputError(f"corpus kjv: {path} line {where_in_file} is not a verse record ({exc})") from None
     return encode(*("\n".join(parts[p]) + "\n" for p in ("train", "valid", "test")), "kjv")
 
 

@@ -38,7 +38,7 @@ class CoreSpec(NamedTuple):
         """Length of the carried state vector: ``2·hidden`` for an LSTM (``[h; c]``), ``hidden`` for tanh."""
         return 2 * self.hidden if self.kind == "lstm" else self.hidden
 
-    def check(self) -> "CoreSpec":
+    def check(self) -> CoreSpec:
         """The spec itself after validating every field (:class:`sgtheory.InputError` on a bad one)."""
         choice(self.kind, "core", CORES)
         int_in_range(self.n_in, "core inputs", 1)

@@ -10,6 +10,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+
 from sgtheory.errors import InputError
 from sgtheory.rnn.checkpoint import load_checkpoint
 from sgtheory.rnn.metrics import bits_per_character

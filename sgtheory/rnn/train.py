@@ -74,7 +74,7 @@ class Settings:
     chunk: int = 25
     dtype: str = "float32"
 
-    def check(self) -> "Settings":
+    def check(self) -> Settings:
         """The settings after validation (one :class:`sgtheory.InputError` line for the first bad field)."""
         choice(self.task, "task", TASKS)
         choice(self.core, "core", CORES)
@@ -271,6 +271,11 @@ def _rises_that_fit(task: CopyTask, levels: list[tuple[int, int]], length: int, 
     return fit
 
 
+def _select(which, new, old):
+    """Per seed (leading axis), ``new`` where ``which`` else ``old``."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(which.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
 def _grow(task: CopyTask, top: tuple[int, int], truncation: int, max_length: int) -> int:
     """A padded length with room for about a quarter more of the most advanced level (at least two rises)."""
     ahead = top
@@ -366,9 +371,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
                     evals["val_bpc"].append(bpc)
                     improved = bpc < best
                     best = np.where(improved, bpc, best)
-                    best_params = state.params if best_params is None else jax.tree_util.tree_map(
-                        lambda new, old: jnp.where(improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                        state.params, best_params)
+                    best_params = state.params if best_params is None else _select(improved, state.params, best_params)
                     stale = 0 if improved.any() else stale + 1
                     bar.set_postfix(val_bpc=f"{float(np.mean(bpc)):.3f}")
                     if settings.patience and stale >= settings.patience:
@@ -434,8 +437,9 @@ def _summary(task, prog: _Program, state, metrics: dict, final, corpus, settings
     if prog.text_task:
         val = metrics["val_bpc"]
         best = np.min(val, axis=1) if val.shape[1] else np.full(val.shape[0], np.nan)
-        test = np.asarray(_bpc_seeds(settings.core, task.vocab, settings.eval_streams, prog.dtype,
-                                     jax.tree_util.tree_map(jnp.asarray, final.core), jnp.asarray(corpus.test, jnp.int32)))
+        cores = jax.tree_util.tree_map(jnp.asarray, final.core)
+        test = np.asarray(_bpc_seeds(settings.core, task.vocab, settings.eval_streams, prog.dtype, cores,
+                                     jnp.asarray(corpus.test, jnp.int32)))
         return {"metric": "val_bpc", "val_bpc": best.round(4).tolist(), "test_bpc": test.round(4).tolist(),
                 "best_step": [int(metrics["eval_step"][i]) if val.shape[1] else 0
                               for i in np.argmin(val, axis=1)] if val.shape[1] else []}

@@ -27,7 +27,8 @@ over windows, params fixed during the sequence — the setting of the exact iden
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -131,7 +132,8 @@ def cond_size(rule: Rule) -> int:
     return rule.truncation * (rule.n_out + 1) if rule.conditioned else 0
 
 
-def window_credit(rule: Rule, core: dict, aux: dict, s0, xs, ys, mask, exit_sg: Callable, nums: Numbers) -> WindowCredit:
+def window_credit(rule: Rule, core: dict, aux: dict, s0, xs, ys, mask, exit_sg: Callable,
+                  nums: Numbers) -> WindowCredit:
     """Gradients of one window (see the module docstring); ``exit_sg(s_end) -> ĝ`` gives the exit SG.
 
     Args:
@@ -283,7 +285,8 @@ def run_sequence(rule: Rule, params: Params, opt_states, s0, batch: Batch, nums:
             sg_l, sg_g = jnp.zeros((), s0.dtype), jax.tree_util.tree_map(jnp.zeros_like, p.sg)
         grads = (core_g, aux_g, sg_g)
         if train and rule.update == "window":
-            (core, aux), opt_core = adam_update((p.core, p.aux), (core_g, aux_g), opt_core, nums.lr, nums.clip, on_entry)
+            (core, aux), opt_core = adam_update((p.core, p.aux), (core_g, aux_g), opt_core, nums.lr, nums.clip,
+                                                on_entry)
             sg, opt_sg = adam_update(p.sg, sg_g, opt_sg, nums.sg_lr, nums.sg_clip, on_entry) if rule.uses_sg \
                 else (p.sg, opt_sg)
             p = Params(core, aux, sg)
