@@ -10,7 +10,10 @@
   ``KeyboardInterrupt`` once, so ``with`` blocks unwind (temporary files go, child processes are killed);
   a watchdog thread, woken by the signal itself through :func:`signal.set_wakeup_fd`, ends the process
   if the main thread has not done so within :data:`GRACE_S` (it may be inside a long C call such as an
-  XLA compilation, or inside a finaliser that swallows the exception). Warnings are printed as one line.
+  XLA compilation). Where an exception cannot travel safely the process ends at once, with the same line:
+  inside an import (an exception raised into an extension module's initialisation can crash the
+  interpreter) and inside a finaliser or garbage-collector callback (which would swallow it).
+  Warnings are printed as one line.
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ def install_process_handlers(prog: str = "sgtheory") -> bool:
     os.set_blocking(write_fd, False)
     threading.Thread(target=_watchdog, args=(read_fd,), name="sgtheory-interrupt", daemon=True).start()
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGINT, _on_sigint)
     warnings.showwarning = _show_warning
     _state["installed"] = True
@@ -179,6 +183,14 @@ def _on_sigint(signum, frame):
     if _importing(frame):
         _exit_interrupted()  # an exception raised into an extension module's initialisation can crash it
     raise KeyboardInterrupt
+
+
+def _unraisable(unraisable) -> None:
+    """Our KeyboardInterrupt raised inside a finaliser or a garbage-collector callback is swallowed there
+    ("Exception ignored in ..."): end the process as the interrupt asked, with one line instead."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _exit_interrupted()
+    sys.__unraisablehook__(unraisable)
 
 
 def _importing(frame) -> bool:

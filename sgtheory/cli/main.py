@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_BAD_INPUT
+            parser.error(f"choose a command: {', '.join(subcommand_modules())} (see sgtheory --help)")
         prog[0] = f"sgtheory {args.command}"
         set_prog(prog[0])
         return _run(args)
