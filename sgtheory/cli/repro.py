@@ -20,7 +20,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import contextlib
+
     from sgtheory.cli.main import emit
+    from sgtheory.io import output_dir
     from sgtheory.repro import available_analyses, default_out, run_analyses
 
     if args.list:
@@ -29,7 +32,10 @@ def run(args) -> int:
         return 0
     out = Path(args.out) if args.out else default_out(args.quick)
     names = list(args.names) or list(available_analyses())
-    records = run_analyses(names, quick=args.quick, out=out)
+    # an explicit --out is held by main(); the default folder is held here. The analyses (child processes)
+    # write into it under this process's hold.
+    with output_dir(out) if args.out is None else contextlib.nullcontext():
+        records = run_analyses(names, quick=args.quick, out=out)
     failed = [r["name"] for r in records if r["rc"] != 0]
     summary = {"ran": len(records), "failed": failed, "out": str(out),
                "seconds": round(sum(r["seconds"] for r in records), 1),
