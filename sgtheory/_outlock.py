@@ -1,22 +1,26 @@
 """The lock behind :func:`sgtheory.io.output_dir`: one process at a time writes into an output folder.
 
 An exclusive, non-blocking ``flock`` on the folder itself (no lock file is written, and the lock dies with
-its process). The holder's process id comes from ``/proc/locks`` where there is one. The same process may
+its process). The holder's process id comes from ``/proc/locks`` where there is one. Without ``fcntl``
+(not POSIX) or on a file system without ``flock``, folders are not locked. The same process may
 take a folder again (a count); a child process may take a folder its parent holds, told through the
-environment variable :data:`HELD_ENV` (``PID:DEV:INODE`` entries). File systems without ``flock`` run
-unlocked.
+environment variable :data:`HELD_ENV` (``PID:DEV:INODE`` entries).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 from pathlib import Path
 from typing import Iterator
 
 from sgtheory.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: folders are not locked
+    fcntl = None
 
 HELD_ENV = "SGTHEORY_HELD_FOLDERS"
 _held: dict[tuple[int, int], list] = {}  # (st_dev, st_ino) -> [fd or None, count]
@@ -66,7 +70,7 @@ def acquire(path: Path, option: str = "--out") -> tuple[int, int]:
     if key in _held:
         _held[key][1] += 1
         return key
-    if _held_by_parent(key):
+    if _held_by_parent(key) or fcntl is None:
         _held[key] = [None, 1]
         return key
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -138,8 +138,7 @@ def output_dir(path: str | os.PathLike, *, outputs: Iterable[str] = (), option: 
             yield p
         except BaseException:
             if not existed:  # a run that failed leaves no empty folder of its own behind
-                with contextlib.suppress(OSError):
-                    p.rmdir()  # only succeeds while empty
+                _remove_empty_folders(p)
             raise
         finally:
             if not existed:
@@ -196,8 +195,14 @@ def remove_unfinished() -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     for folder in reversed(folders):
+        _remove_empty_folders(folder)
+
+
+def _remove_empty_folders(top: str | os.PathLike) -> None:
+    """Remove ``top`` and the folders under it that hold no file (a failed run's ``out/data/``)."""
+    for root, _, _ in os.walk(top, topdown=False):
         with contextlib.suppress(OSError):
-            os.rmdir(folder)  # only succeeds while empty
+            os.rmdir(root)  # only succeeds while empty
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -132,9 +132,16 @@ def test_check_output_path_refuses_before_creating_anything(tmp_path):
 def test_output_dir_removes_the_empty_folder_of_a_failed_run_but_keeps_existing_ones(tmp_path):
     with pytest.raises(RuntimeError):
         with output_dir(tmp_path / "new") as out:
-            ensure_writable_dir(out)
+            ensure_writable_dir(out / "data")
             raise RuntimeError("failed")
     assert not (tmp_path / "new").exists()
+    with pytest.raises(RuntimeError):
+        with output_dir(tmp_path / "kept") as out:
+            write_json(out / "data" / "done.json", {})
+            ensure_writable_dir(out / "empty")
+            raise RuntimeError("failed after one output")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["kept", "kept/data",
+                                                                                  "kept/data/done.json"]
     (tmp_path / "old").mkdir()
     with pytest.raises(RuntimeError):
         with output_dir(tmp_path / "old") as out:

@@ -158,10 +158,14 @@ def install_process_handlers(prog: str = "sgtheory") -> bool:
     set_prog(prog)
     if _state["installed"]:
         return True
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    threading.Thread(target=_watchdog, args=(read_fd,), name="sgtheory-interrupt", daemon=True).start()
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    try:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (AttributeError, OSError, ValueError):  # no pipe wake-up on this platform: no watchdog
+        pass
+    else:
+        threading.Thread(target=_watchdog, args=(read_fd,), name="sgtheory-interrupt", daemon=True).start()
     sys.unraisablehook = _unraisable
     signal.signal(signal.SIGINT, _on_sigint)
     warnings.showwarning = _show_warning

@@ -199,8 +199,10 @@ def entry() -> None:
     install_process_handlers("sgtheory")
     if os.environ.get(FAST_EXIT_ENV, "1").strip().lower() not in ("0", "off", "false", "no"):
         atexit.register(_fast_exit)  # registered before JAX is imported, so it runs after JAX's handlers
-    code = main()
-    quiet_interrupts()  # from here a Ctrl-C cannot raise inside clean-up code; the watchdog still ends us
+    try:
+        code = main()
+    finally:
+        quiet_interrupts()  # from here a Ctrl-C cannot raise inside clean-up code; the watchdog still ends us
     if code == EXIT_INTERRUPTED:
         _flush()
         os._exit(code)
