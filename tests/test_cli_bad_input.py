@@ -15,6 +15,7 @@ import pytest
 
 from sgtheory.cli.main import main
 
+
 def _idx(path: str, arr, *, corrupt: bool = False) -> None:
     """A gzipped IDX file of unsigned bytes; ``corrupt`` flips bytes inside the deflate stream."""
     arr = np.asarray(arr, np.uint8)

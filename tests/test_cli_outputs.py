@@ -17,8 +17,17 @@ from sgtheory import InputError
 from sgtheory.cli import _guard
 from sgtheory.cli.main import Parser, emit, main, run_command
 from sgtheory.errors import NonFiniteWarning
-from sgtheory.io import (TEMP_PATTERN, atomic_path, check_output_path, ensure_writable_dir, json_safe, json_text,
-                         output_dir, remove_stale_temporaries, write_json)
+from sgtheory.io import (
+    TEMP_PATTERN,
+    atomic_path,
+    check_output_path,
+    ensure_writable_dir,
+    json_safe,
+    json_text,
+    output_dir,
+    remove_stale_temporaries,
+    write_json,
+)
 from sgtheory.validate import fits_in_memory, seed
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "SGTHEORY_JAX_CACHE": "off"}

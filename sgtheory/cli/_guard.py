@@ -83,9 +83,9 @@ def _print_traceback() -> None:
 
 
 def _remove_unfinished() -> None:
-    io = sys.modules.get("sgtheory.io")  # never imported here: this may run in the watchdog thread
-    if io is not None:
-        io.remove_unfinished()
+    outdir = sys.modules.get("sgtheory._outdir")  # never imported here: this may run in the watchdog thread
+    if outdir is not None:
+        outdir.remove_unfinished()
 
 
 def _print(prog: str, line: str) -> None:

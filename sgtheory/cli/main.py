@@ -19,8 +19,14 @@ import re
 import sys
 
 import sgtheory.cli as _cli_pkg
-from sgtheory.cli._guard import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, install_process_handlers, quiet_interrupts,
-                                 run_guarded, set_prog)
+from sgtheory.cli._guard import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    install_process_handlers,
+    quiet_interrupts,
+    run_guarded,
+    set_prog,
+)
 from sgtheory.errors import InputError
 
 _SEED_OPTION = re.compile(r"^--(?:[a-z0-9]+-)*seed$")

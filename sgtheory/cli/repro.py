@@ -13,7 +13,8 @@ def register(sub) -> None:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="analyses to run (default: all); see --list")
     p.add_argument("--quick", action="store_true", help="small, fast settings: minutes on a CPU")
-    p.add_argument("--out", default=None, help="output folder (default: figures/ of the checkout, figures/quick/ with --quick)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: figures/ of the checkout, figures/quick/ with --quick)")
     p.add_argument("--list", action="store_true", help="list the available analyses and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.set_defaults(func=run)
