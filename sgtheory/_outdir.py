@@ -25,7 +25,7 @@ TEMP_TAG = ".sgtheory-tmp-"
 TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.sgtheory-tmp-(?P<pid>[0-9]+)-[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?$")
 live_temps: set[str] = set()  # temporary files of this process's open atomic writes
 live_lock = threading.Lock()
-_new_folders: list[str] = []  # output folders created by the current output_dir blocks
+_new_folders: list[str] = []  # absolute paths of folders created (and locked) by open output_dir blocks
 
 
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
@@ -52,9 +52,24 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         raise InputError(f"--out {p}: not a folder")
     if not os.access(p, os.W_OK | os.X_OK):
         raise InputError(f"--out {p}: folder is not writable")
-    _outlock.claim_if_pending(p)
+    claim(p)
     remove_stale_temporaries(p)
     return p
+
+
+def claim(path: str | os.PathLike) -> None:
+    """Lock the folder an :func:`output_dir` block waits for, once ``path`` (it, or a path inside it) exists.
+
+    Called by :func:`ensure_writable_dir` and by the atomic writers, so a folder is locked as soon as
+    anything is created in it; the folder is then this run's to clean up should it fail.
+
+    Args:
+        path: an existing folder.
+    """
+    folder = _outlock.claim_if_pending(Path(path))
+    if folder is not None:
+        with live_lock:
+            _new_folders.append(str(folder))
 
 
 def check_output_path(path: str | os.PathLike, *, outputs: Iterable[str] = (), option: str = "--out") -> Path:
@@ -106,8 +121,8 @@ def output_dir(path: str | os.PathLike, *, outputs: Iterable[str] = (), option: 
     :func:`ensure_writable_dir` creates it inside the block; a second process holding it (a concurrent run
     into the same folder) makes that step raise ``InputError("--out X: in use by another sgtheory process
     (pid N)")``. The lock dies with its process; the same process may re-enter it, and child processes
-    started inside the block (``sgtheory repro``'s analyses) may hold it again. A folder created inside
-    the block is removed again if the block fails while it is still empty.
+    started inside the block (``sgtheory repro``'s analyses) may hold it again. A folder this block
+    created (and locked) is removed again if the block fails while it holds no file.
 
     Args:
         path: the output folder.
@@ -118,23 +133,20 @@ def output_dir(path: str | os.PathLike, *, outputs: Iterable[str] = (), option: 
         ``path`` as a :class:`~pathlib.Path`.
     """
     p = check_output_path(path, outputs=outputs, option=option)
-    existed = p.is_dir()
+    name = os.path.abspath(p)
     with _outlock.hold(p, option=option):
-        if existed:
+        if p.is_dir():
             remove_stale_temporaries(p)
-        else:
-            with live_lock:
-                _new_folders.append(str(p))
         try:
             yield p
         except BaseException:
-            if not existed:  # a run that failed leaves no empty folder of its own behind
+            if name in _new_folders:  # a failed run leaves no empty folder of its own behind (never another's)
                 _remove_empty_folders(p)
             raise
         finally:
-            if not existed:
-                with live_lock, contextlib.suppress(ValueError):
-                    _new_folders.remove(str(p))
+            with live_lock:
+                while name in _new_folders:
+                    _new_folders.remove(name)
 
 
 def remove_unfinished() -> None:

@@ -104,11 +104,15 @@ def release(key: tuple[int, int]) -> None:
     _publish()
 
 
-def claim_if_pending(path: Path) -> None:
-    """Lock ``path`` now that it exists, if a :func:`hold` block is waiting for it (else do nothing)."""
-    entry = _pending.get(os.path.abspath(path))
-    if entry is not None and entry["key"] is None:
-        entry["key"] = acquire(Path(path), entry["option"])
+def claim_if_pending(path: Path) -> Path | None:
+    """Lock the folder a :func:`hold` block waits for, if ``path`` is it or lies inside it (so it exists
+    now). Returns that folder if it was locked by this call, else None."""
+    here = os.path.abspath(path)
+    for name, entry in _pending.items():
+        if entry["key"] is None and (here == name or here.startswith(name.rstrip(os.sep) + os.sep)):
+            entry["key"] = acquire(Path(name), entry["option"])
+            return Path(name)
+    return None
 
 
 @contextlib.contextmanager

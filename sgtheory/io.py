@@ -61,6 +61,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     if dest.is_dir() or (dest.exists() and not dest.is_file()):
         raise InputError(f"cannot write {dest}: it exists and is not a file")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _outdir.claim(dest.parent)
     prefix = f".{dest.name[:100]}{TEMP_TAG}{os.getpid()}-"
     with _outdir.live_lock:  # registered before it exists, so an interrupt right after mkstemp still finds it
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix or dest.suffix, dir=dest.parent)

@@ -184,6 +184,29 @@ def test_second_process_is_refused_with_the_holders_pid_and_the_lock_dies_with_i
             ensure_writable_dir(o)
 
 
+def test_a_refused_run_never_removes_the_holders_empty_folder(tmp_path):
+    """Both runs find no folder; the other one creates and locks it first: this one fails, the folder stays."""
+    out = tmp_path / "out"
+    holder = None
+    try:
+        with pytest.raises(InputError, match="in use"):
+            with output_dir(out) as o:
+                holder = _start(f"""
+                    import time
+                    from sgtheory.io import ensure_writable_dir, output_dir
+                    with output_dir({str(out)!r}) as out:
+                        ensure_writable_dir(out)
+                        print("ready", flush=True)
+                        time.sleep(60)
+                """)
+                ensure_writable_dir(o)
+        assert out.is_dir()
+    finally:
+        if holder is not None:
+            holder.send_signal(signal.SIGKILL)
+            holder.communicate()
+
+
 def test_concurrent_command_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
