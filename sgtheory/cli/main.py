@@ -216,5 +216,9 @@ def entry() -> None:
     sys.exit(code)
 
 
+__all__ = ["Parser", "build_parser", "emit", "entry", "install_process_handlers", "main", "run_command",
+           "subcommand_modules"]
+
+
 if __name__ == "__main__":
     entry()
