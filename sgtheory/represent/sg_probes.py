@@ -278,7 +278,7 @@ def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) 
     import jax.numpy as jnp
 
     from sgtheory.nets.mlp import norm_act
-    from sgtheory.nets.sg_module import apply_sg
+    from sgtheory.sg import apply_sg
 
     if not 1 <= int(layer) <= config.depth:
         raise InputError(f"layer: {layer} is outside the net's hidden layers 1..{config.depth}")
@@ -291,8 +291,8 @@ def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) 
 
     def loss_j(h, y):
         for p, s in zip(up[:-1], stats):
-            h, _ = norm_act(p, h @ p["W"] + p["b"], config, s, s is None)
-        logits = h @ up[-1]["W"] + up[-1]["b"]
+            h, _ = norm_act(p, h @ p["W"] + p["b"][None, :], config, s, s is None)
+        logits = h @ up[-1]["W"] + up[-1]["b"][None, :]
         return jax.nn.logsumexp(logits, axis=1) - jnp.sum(y * logits, axis=1)
 
     grad_j = jax.jit(jax.grad(lambda h, y: jnp.sum(loss_j(h, y))))
