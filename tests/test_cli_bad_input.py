@@ -182,12 +182,8 @@ ROWS = [
     row("train-mix-2", T + ["--method", "sg", "--mix", "2"], "mix"),
     row("train-mix-nan", T + ["--method", "sg", "--mix", "nan"], "mix"),
     row("train-data-root-missing", T + ["--dataset", "mnist", "--data-root", "{fx}/nope"], "nope"),
-    row("train-idx-corrupt-gzip-stream", T + ["--dataset", "mnist", "--data-root", "{fx}/idx_corrupt"], "idx3",
-        owner("represent", "data/readers.py _open_bytes: also catch zlib.error (a corrupt deflate stream) as "
-                           "InputError naming the file")),
-    row("train-idx-empty-test-split", T + ["--dataset", "mnist", "--data-root", "{fx}/idx_emptytest"], "t10k",
-        owner("represent", "data/datasets.py: refuse a split with zero images (InputError naming the file) "
-                           "before reshaping")),
+    row("train-idx-corrupt-gzip-stream", T + ["--dataset", "mnist", "--data-root", "{fx}/idx_corrupt"], "idx3"),
+    row("train-idx-empty-test-split", T + ["--dataset", "mnist", "--data-root", "{fx}/idx_emptytest"], "t10k"),
     row("train-mnist5k-corrupt-csv", T + ["--dataset", "mnist5k", "--data-root", "{fx}/csv_root"], "mnist_5k"),
     row("train-out-empty", T + ["--out", ""], "--out"),
     row("train-out-inside-file", T + ["--out", "{fx}/afile/x"], "afile"),
