@@ -23,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sgtheory.repro import analysis_main
-from sgtheory.settings import Setting
+from sgtheory.repro import analysis_main, guard_script
+
+guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
+
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "dni_rnn_table"
 

@@ -62,7 +62,7 @@ def test_bad_files_are_one_line_and_exit_2(capsys, tmp_path):
 
 
 def test_tiny_copy_run_checkpoint_evaluate_and_determinism(capsys, tmp_path):
-    argv = ["--task", "repeat-copy", "--method", "cdni", "--seeds", "2", "--json"] + TINY
+    argv = ["--task", "repeat-copy", "--method", "cdni", "--seeds", "2", "--clip", "inf", "--json"] + TINY
     code, out, _ = _run(capsys, argv + ["--out", str(tmp_path / "a")])
     assert code == 0
     first = json.loads(out)
@@ -70,6 +70,7 @@ def test_tiny_copy_run_checkpoint_evaluate_and_determinism(capsys, tmp_path):
     assert first["steps"] == 6 and first["sequences"] == 24 and math.isfinite(first["sg_loss"])
     assert first["sequences_per_second"] > 0
     ck = load_checkpoint(tmp_path / "a")
+    assert ck.settings.clip == float("inf")  # "no clipping" survives strict JSON
     assert ck.seeds == (0, 1) and ck.method.name == "cdni" and ck.params.core["W"].shape == (2, 10 + 8, 32)
     # cDNI's SG reads [h; c] (16) and the next window's targets with their mask: T·(9 + 1) = 20
     assert ck.params.sg["layers"][0]["W"].shape == (2, 36, 16) and ck.metrics["loss_bits"].shape == (2, 6)

@@ -89,7 +89,8 @@ def save_checkpoint(directory, result, run: dict | None = None) -> Path:
     _flatten(result.metrics, "metrics", arrays)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgtheory_version": __version__,
             "settings": result.settings.to_dict(), "method": result.method.to_dict(), "seeds": list(result.seeds),
-            "summary": result.summary, "training": result.info, "run": run or {}, "arrays": sorted(arrays)}
+            "summary": result.summary, "training": result.info, "arrays": sorted(arrays),
+            "run": {k: "inf" if isinstance(v, float) and v == float("inf") else v for k, v in (run or {}).items()}}
     savez(folder / "checkpoint.npz", arrays)
     write_json(folder / "checkpoint.json", meta)
     return folder
@@ -127,7 +128,7 @@ def load_checkpoint(path) -> RNNCheckpoint:
         raise InputError(f"checkpoint {json_path}: format version {meta.get('format_version')!r}; this sgtheory "
                          f"reads version {FORMAT_VERSION}")
     try:
-        settings = Settings(**meta["settings"]).check()
+        settings = Settings.from_dict(meta["settings"])
         method = get(meta["method"]["name"], **meta["method"]["options"])
         seeds = tuple(int(s) for s in meta["seeds"])
         listed = list(meta["arrays"])

@@ -103,8 +103,13 @@ class Settings:
         return self
 
     def to_dict(self) -> dict:
-        """JSON-able copy."""
-        return asdict(self)
+        """JSON-able copy (an infinite clip norm, "no clipping", is written as the string ``"inf"``)."""
+        return {k: "inf" if isinstance(v, float) and math.isinf(v) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Settings:
+        """The settings :meth:`to_dict` wrote (validated)."""
+        return cls(**{k: float("inf") if v == "inf" else v for k, v in d.items()}).check()
 
 
 class RunState(NamedTuple):
