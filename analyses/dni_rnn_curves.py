@@ -34,7 +34,7 @@ SETTINGS = (
     Setting("runs", "int", full=3, quick=2, lo=1, hi=64, help="seeds per curve"),
     Setting("hidden", "int", full=128, quick=32, lo=1, hi=8192, help="LSTM units"),
     Setting("batch_size", "int", full=32, quick=16, lo=1, hi=4096, help="sequences per batch"),
-    Setting("copy_steps", "int", full=4000, quick=150, lo=1, help="batches per Copy run"),
+    Setting("copy_steps", "int", full=12_000, quick=150, lo=1, help="batches per Copy run"),
     Setting("lm_steps", "int", full=1000, quick=40, lo=1, help="batches per char-LM run"),
     Setting("lr", "float", full=3e-3, above=0, help="Adam learning rate of the core"),
     Setting("sg_lr", "float", full=1e-3, above=0, help="Adam learning rate of the SG"),

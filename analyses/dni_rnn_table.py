@@ -40,7 +40,7 @@ SETTINGS = (
     Setting("runs", "int", full=3, lo=1, hi=64, help="seeds per cell (--seed, --seed + 1, ...)"),
     Setting("hidden", "int", full=128, quick=64, lo=1, hi=8192, help="LSTM units"),
     Setting("batch_size", "int", full=32, lo=1, hi=4096, help="sequences per batch"),
-    Setting("copy_steps", "int", full=4000, quick=300, lo=1, help="batches per Copy / Repeat Copy run (the budget)"),
+    Setting("copy_steps", "int", full=12_000, quick=300, lo=1, help="batches per Copy / Repeat Copy run (the budget)"),
     Setting("lm_steps", "int", full=1000, quick=100, lo=1, help="batches per char-LM run"),
     Setting("lr", "float", full=3e-3, above=0, help="Adam learning rate of the core"),
     Setting("sg_lr", "float", full=1e-3, above=0, help="Adam learning rate of the SG"),
