@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+OUTPUTS = ("checkpoint.npz", "checkpoint.json")  # what --out receives (sgtheory.cli.main checks them first)
+
 
 def register(sub) -> None:
     p = sub.add_parser(
