@@ -15,6 +15,8 @@ import time
 
 from sgtheory.cli._plot_child import PlotChild
 
+OUTPUTS = ("sweep.npz", "sweep.json", "phase_diagram.png")  # what --out receives (sgtheory.cli.main checks them)
+
 BAND_TEXT = ("theory_agreement counts the decided cells outside a ±5% band around the predicted boundary "
              "(cells with |ρ−ρc| ≤ ln(1.05)·(|∂ρ/∂lnα|+|∂ρ/∂lnβ|) are left out, see --band); coverage = those "
              "cells / all cells")

@@ -273,8 +273,9 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 2
         t = 1e-2 * max(1.0, float(np.linalg.norm(x))) / size if t is None else t
         for _ in range(8):
             back = flow_limit(field, (x - t * gT)[None], ratios=ratio, flow_steps=0, max_iter=40)
-            if back.converged[0]:
-                U_new, sv_new, Vt_new = np.linalg.svd(scale[:, None] * field.jacobian(back.x[0]))
+            D_new = scale[:, None] * field.jacobian(back.x[0]) if back.converged[0] else None
+            if D_new is not None and np.isfinite(D_new).all():
+                U_new, sv_new, Vt_new = np.linalg.svd(D_new)
                 if sv_new[0] < S:
                     x, S, U, sv, Vt, t = back.x[0], float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
                     break

@@ -55,9 +55,23 @@ RATIO_BUDGET, MIN_RATIOS = 2_000_000, 4
 ATTRACT_RTOL = 1e-6
 
 
+def _linearise(field, x, residual):
+    """:func:`sgtheory.linear.theory.linearise_matrix` at x, or an empty linearisation (no claim at all:
+    never found, never attracting) where the Jacobian is not finite or LAPACK fails on it."""
+    D = field.jacobian(x)
+    if np.isfinite(D).all():
+        try:
+            return _theory.linearise_matrix(D, field.mask, residual=float(residual))
+        except np.linalg.LinAlgError:
+            pass
+    return _theory.Linearisation(np.zeros((0, 0)), np.zeros((0, 0)), -1, float("nan"))
+
+
 def _attracting(lin, ratio: float) -> bool:
     """Whether the flow dx/dt = −D_r G(x) is attracted to the point of ``lin`` (no eigenvalue of
     P_model + r P_sg with a negative real part beyond round-off)."""
+    if lin.n_neutral < 0:  # no linearisation (see _linearise)
+        return False
     if lin.P_model.shape[0] == 0:
         return True
     mu = np.linalg.eigvals(lin.P_model + ratio * lin.P_sg)
@@ -281,8 +295,7 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
                          for k in ("residual", "converged", "newton_distance"))
         owners = [(starts[i][0], starts[i][1], r) for i, r in cols]
         index = np.arange(len(cols)).reshape(len(starts), ratios.size)
-    lins = [_theory.linearise_matrix(field.jacobian(x), field.mask, residual=float(r))
-            for x, r in zip(points, res)]
+    lins = [_linearise(field, x, r) for x, r in zip(points, res)]
     point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
     attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
     if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
@@ -291,8 +304,7 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
             again = flow_limit(field, X0[[cols[j][0] for j in redo]], ratios=np.array([cols[j][1] for j in redo]),
                                flow_steps=4 * FLOW_STEPS, one_by_one=True)
             for m, j in enumerate(redo):
-                lin = _theory.linearise_matrix(field.jacobian(again.x[m]), field.mask,
-                                               residual=float(again.residual[m]))
+                lin = _linearise(field, again.x[m], again.residual[m])
                 points[j], res[j], conv[j], nd[j], lins[j] = (again.x[m], again.residual[m], again.converged[m],
                                                               again.newton_distance[m], lin)
                 attracting[j] = _attracting(lin, cols[j][1])
@@ -319,9 +331,10 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
                     & (np.maximum(g_model[s_i, c_i], g0[s_i, c_i]) < _rule.CATAPULT))
             if need.any():
                 flat = flattest(field, points[j], ratio=float(point_ratios[j]))
-                flat_ratio[j] = flat.sharpness / max(flat.start_sharpness, 1e-300)
-                lin_flat = _theory.linearise_matrix(field.jacobian(flat.x), field.mask)
-                rho_flat[s_i, c_i][cells] = _theory.spectral_radius(lin_flat, A[cells], B[cells])
+                lin_flat = _linearise(field, flat.x, 0.0)
+                if flat.on_manifold and lin_flat.n_neutral >= 0:  # else no flatter point: its cells undetermined
+                    flat_ratio[j] = flat.sharpness / max(flat.start_sharpness, 1e-300)
+                    rho_flat[s_i, c_i][cells] = _theory.spectral_radius(lin_flat, A[cells], B[cells])
     verdict, basis, rho_eff = _rule.decide(rho, rho_flat, manifold, g_sg, g_model, g0, found, steps=steps)
     kinds = [_kind_and_loss(config, problem, field.unflatten(x), opt) for x in points]
     table = {
