@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sgtheory.linear.joint import JointField
+from sgtheory.linear.theory import svd as _svd
 
 #: Converged when ‖G‖ ≤ RTOL·‖DG‖_F·max(1, ‖x‖): about 100 float64 ulps of the field's terms (G is a sum
 #: of products of the state's entries, whose round-off is ε·‖DG‖·‖x‖).
@@ -255,7 +256,7 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 2
     """
     x = np.asarray(x_star, np.float64).copy()
     scale = _scaling(field.mask, np.array([ratio]))[0]
-    U, sv, Vt = np.linalg.svd(scale[:, None] * field.jacobian(x))
+    U, sv, Vt = _svd(scale[:, None] * field.jacobian(x))
     S0 = S = float(sv[0])
     t, it = None, 0
     for it in range(1, max_iter + 1):
@@ -275,7 +276,7 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 2
             back = flow_limit(field, (x - t * gT)[None], ratios=ratio, flow_steps=0, max_iter=40)
             D_new = scale[:, None] * field.jacobian(back.x[0]) if back.converged[0] else None
             if D_new is not None and np.isfinite(D_new).all():
-                U_new, sv_new, Vt_new = np.linalg.svd(D_new)
+                U_new, sv_new, Vt_new = _svd(D_new)
                 if sv_new[0] < S:
                     x, S, U, sv, Vt, t = back.x[0], float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
                     break

@@ -242,10 +242,21 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
                             neutral_rtol=neutral_rtol)
 
 
+def svd(D: np.ndarray):
+    """``np.linalg.svd(D)``, falling back to LAPACK's slower but more robust gesvd where the default
+    divide-and-conquer driver does not converge (it can fail on badly scaled matrices)."""
+    try:
+        return np.linalg.svd(D)
+    except np.linalg.LinAlgError:
+        from scipy.linalg import svd as scipy_svd
+
+        return scipy_svd(D, lapack_driver="gesvd")
+
+
 def linearise_matrix(D: np.ndarray, mask: np.ndarray, *, residual: float = 0.0,
                      neutral_rtol: float = 1e-8) -> Linearisation:
     """:func:`linearise` from DG (n, n) and the model mask (bool (n,)) in flat coordinates."""
-    _, s, Vt = np.linalg.svd(D)
+    _, s, Vt = svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
     if keep.all():  # nothing to factor out: keep the state's coordinates (and with them the block structure)
         return Linearisation(D * mask[:, None], D * ~mask[:, None], 0, residual, mask)
@@ -374,4 +385,4 @@ def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
 
 __all__ = ["jacobian", "fixed_point", "exact_fixed_point", "unique_fixed_point", "least_squares_point",
            "Linearisation", "linearise", "linearise_matrix", "spectral_radius", "rate_eigenvalues", "overshoot_radius",
-           "scalar_boundary"]
+           "scalar_boundary", "svd"]
