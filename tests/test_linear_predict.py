@@ -29,7 +29,7 @@ def test_rule_cases():
         (1.3, 0.95, True, 0.5, 0.5, 0.5, True, R.CONVERGES, R.FLAT_STABLE),
         (1.3, 0.95, True, 0.5, 1.5, 0.5, True, R.UNDETERMINED, R.EDGE),  # catapult-range start
         (1.3, 1.5, True, 0.5, 0.5, 0.5, True, R.UNDETERMINED, R.EDGE),
-        (4.0, 3.5, True, 0.5, 0.5, 0.5, True, R.DIVERGES, R.FLAT_UNSTABLE),
+        (4.0, 3.5, True, 0.5, 0.5, 0.5, True, R.UNDETERMINED, R.EDGE),  # never "no stable point exists"
         (1.3, 0.95, True, 1.5, 0.5, 0.5, True, R.DIVERGES, R.START_SG),
         (0.9, nan, False, 0.5, 3.5, 0.5, True, R.DIVERGES, R.START_CATAPULT),
         (1.3, nan, True, 0.5, 0.5, 0.5, True, R.UNDETERMINED, R.NO_FLAT_POINT),

@@ -215,6 +215,21 @@ def _polish(field: JointField, X, X0, Dsc, eta, finite, max_iter: int, rtol: flo
     return X, res, converged, iters, rec_t, rec_d, time
 
 
+def _project(field: JointField, x, Ur, sr, Vr, iters: int = 6):
+    """Chord Newton steps x ← x − V_r Σ_r⁻¹ U_rᵀ G(x) (the non-neutral singular triplets of DG at a nearby
+    point); x once ‖G‖ is at round-off, None if it does not get there."""
+    x = np.asarray(x, np.float64).copy()
+    tol = RTOL * float(np.sqrt(np.sum(sr ** 2))) * max(1.0, float(np.linalg.norm(x)))
+    for _ in range(iters):
+        g = field.value(x)
+        if not np.isfinite(g).all():
+            return None
+        if np.linalg.norm(g) <= tol:
+            return x
+        x = x - Vr.T @ ((Ur.T @ g) / sr)
+    return x if np.linalg.norm(field.value(x)) <= tol else None
+
+
 class Flattest(NamedTuple):
     """A flatter fixed point on the manifold through x*: ``x`` (n,), its ``sharpness`` σ_max(DG), the
     ``start_sharpness`` at x*, the descent ``iterations`` taken and ``on_manifold`` (its residual reached
@@ -227,7 +242,7 @@ class Flattest(NamedTuple):
     on_manifold: bool
 
 
-def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 20,
+def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 30,
              neutral_rtol: float = 1e-8) -> Flattest:
     """A flatter fixed point reachable from the fixed point ``x_star`` along its manifold.
 
@@ -256,11 +271,13 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 2
     """
     x = np.asarray(x_star, np.float64).copy()
     scale = _scaling(field.mask, np.array([ratio]))[0]
-    U, sv, Vt = _svd(scale[:, None] * field.jacobian(x))
+    D = field.jacobian(x)
+    U, sv, Vt = _svd(scale[:, None] * D)
     S0 = S = float(sv[0])
     t, it = None, 0
     for it in range(1, max_iter + 1):
-        N = Vt[sv <= neutral_rtol * max(sv[0], 1e-300)].T  # tangent basis (n, m)
+        neutral = sv <= neutral_rtol * max(sv[0], 1e-300)
+        N = Vt[neutral].T  # tangent basis (n, m)
         if N.shape[1] == 0:
             break
         u = scale * U[:, 0]
@@ -272,13 +289,18 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 2
         if size <= 1e-12 * max(1.0, S):
             break
         t = 1e-2 * max(1.0, float(np.linalg.norm(x))) / size if t is None else t
+        # back onto the manifold by chord Newton steps in the normal space of the current point (a step
+        # along the tangent leaves it only to second order)
+        Ur, sr, Vr = _svd(D)
+        keep = sr > neutral_rtol * max(sr[0], 1e-300)
+        Ur, sr, Vr = Ur[:, keep], sr[keep], Vr[keep]
         for _ in range(8):
-            back = flow_limit(field, (x - t * gT)[None], ratios=ratio, flow_steps=0, max_iter=40)
-            D_new = scale[:, None] * field.jacobian(back.x[0]) if back.converged[0] else None
+            trial = _project(field, x - t * gT, Ur, sr, Vr)
+            D_new = field.jacobian(trial) if trial is not None else None
             if D_new is not None and np.isfinite(D_new).all():
-                U_new, sv_new, Vt_new = _svd(D_new)
+                U_new, sv_new, Vt_new = _svd(scale[:, None] * D_new)
                 if sv_new[0] < S:
-                    x, S, U, sv, Vt, t = back.x[0], float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
+                    x, D, S, U, sv, Vt, t = trial, D_new, float(sv_new[0]), U_new, sv_new, Vt_new, 2 * t
                     break
             t /= 4
         else:

@@ -326,9 +326,10 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
             found[s_i, c_i][cells] = bool(found_point[j])
             manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
             rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
-            # the flatter point, for the cells whose verdict needs it (rule 4 of sgtheory.linear.rule)
+            # the flatter point, for the cells whose verdict it can decide (rule 4 of sgtheory.linear.rule:
+            # unstable fixed point on a manifold, stable start)
             need = (cells & found[s_i, c_i] & manifold[s_i, c_i] & (rho[s_i, c_i] >= rc) & (g_sg[s_i, c_i] <= 1.0)
-                    & (np.maximum(g_model[s_i, c_i], g0[s_i, c_i]) < _rule.CATAPULT))
+                    & (g_model[s_i, c_i] <= 1.0) & (g0[s_i, c_i] <= 1.0))
             if need.any():
                 flat = flattest(field, points[j], ratio=float(point_ratios[j]))
                 lin_flat = _linearise(field, flat.x, 0.0)

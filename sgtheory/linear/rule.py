@@ -31,10 +31,11 @@ and decides:
    2021; Damian et al. 2023, self-stabilisation): with g_SG > 1 as well (nothing stable at either end):
    **diverges**; else ρ♭ < ρ_c (a flatter point is stable) and a stable start (g_0 ≤ 1 and g_model ≤ 1:
    the run reaches the edge of stability by sharpening on its way, the setting of self-stabilisation):
-   **converges**; ρ♭ < ρ_c from a start in the catapult range (1 < g < 3: whether the catapult lands near
-   the flatter point is not a linear question), or ρ_c ≤ ρ♭ < 3 (even the flatter point is unstable, but
-   within the catapult bound: runs may oscillate about it, period-two orbits past the edge of stability, or
-   catapult further): **undetermined** ("edge of stability"); ρ♭ ≥ 3: **diverges**.
+   **converges**; otherwise **undetermined** ("edge of stability"): from a start in the catapult range
+   (1 < g < 3) whether the catapult lands near the flatter point is not a linear question, and where the
+   flatter point is unstable too the run may oscillate about it (period-two orbits past the edge of
+   stability) — and a local descent finds *a* flatter point, an upper bound on the flattest: it can show
+   that a stable point exists, never that none does.
 5. **no fixed point found** (the flow did not reach an attracting one at round-off), no flatter point
    found where rule 4 needs one, or a config outside the theory: **undetermined**.
 
@@ -57,7 +58,6 @@ BASES = (
     "fixed point unstable (isolated)",
     "flatter fixed point stable",
     "edge of stability",
-    "no stable fixed point on the manifold",
     "start: SG regression unstable",
     "start: beyond the catapult bound",
     "start unstable, fixed point stable",
@@ -65,8 +65,8 @@ BASES = (
     "no flatter fixed point found",
     "no claim",
 )
-(FP_STABLE, FP_UNSTABLE, FLAT_STABLE, EDGE, FLAT_UNSTABLE, START_SG, START_CATAPULT, START_VS_END,
- NO_FIXED_POINT, NO_FLAT_POINT, NO_CLAIM) = range(len(BASES))
+(FP_STABLE, FP_UNSTABLE, FLAT_STABLE, EDGE, START_SG, START_CATAPULT, START_VS_END, NO_FIXED_POINT,
+ NO_FLAT_POINT, NO_CLAIM) = range(len(BASES))
 
 
 def growth_threshold(steps: int) -> float:
@@ -111,8 +111,7 @@ def decide(rho, rho_flat, manifold, g_sg, g_model, g_start, found, *, steps: int
     start_stable = (np.asarray(g_start) <= 1.0) & (np.asarray(g_model) <= 1.0)
     put(eos & (rho_flat < rc) & start_stable, CONVERGES, FLAT_STABLE)
     put(eos & (rho_flat < rc) & ~start_stable, UNDETERMINED, EDGE)
-    put(eos & (rho_flat >= rc) & (rho_flat < CATAPULT), UNDETERMINED, EDGE)
-    put(eos & (rho_flat >= CATAPULT), DIVERGES, FLAT_UNSTABLE)
+    put(eos & (rho_flat >= rc), UNDETERMINED, EDGE)
     put(eos & np.isnan(rho_flat), UNDETERMINED, NO_FLAT_POINT)
     put(eos & sg_start, DIVERGES, START_SG)
     put(np.maximum(g_model, g_start) >= CATAPULT, DIVERGES, START_CATAPULT)
