@@ -267,8 +267,8 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     # the sweep's own starts: drawn in the dtype it simulates in (float32 draws other numbers than float64)
     stacked = _initial_states(config, problem.astype(start_dtype), seeds.astype(np.uint32))
-    bases = {s: jax.tree_util.tree_map(lambda v, i=i: np.asarray(v[i], np.float64), stacked)
-             for i, s in enumerate(seeds.tolist())}
+    stacked = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stacked)
+    bases = {s: jax.tree_util.tree_map(lambda v, i=i: v[i], stacked) for i, s in enumerate(seeds.tolist())}
     starts = [(s, c, scaled(bases[s], c)) for s, c in itertools.product(seeds.tolist(), scales.tolist())]
     field = joint_field(config, problem, starts[0][2])
     X0 = np.stack([field.flatten(st) for _, _, st in starts])
@@ -325,7 +325,12 @@ def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios,
             fp[s_i, c_i][cells] = j
             found[s_i, c_i][cells] = bool(found_point[j])
             manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
+        for j in np.unique(index[i]):  # one call per fixed point (the unique case: one for the grid)
+            cells = fp[s_i, c_i] == j
             rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
+        for k in range(ratios.size):
+            cells = label == k
+            j = int(index[i, k])
             # the flatter point, for the cells whose verdict it can decide (rule 4 of sgtheory.linear.rule:
             # unstable fixed point on a manifold, stable start)
             need = (cells & found[s_i, c_i] & manifold[s_i, c_i] & (rho[s_i, c_i] >= rc) & (g_sg[s_i, c_i] <= 1.0)
