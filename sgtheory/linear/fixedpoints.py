@@ -50,10 +50,7 @@ class FlowLimit(NamedTuple):
     """Per start (C of them): the end points ``x`` (C, n), ``residual`` ‖G‖ (C,), ``converged`` (C,) bool,
     ``flow_time`` (C,) (Σ η of the trajectory's steps plus Σh of the polish), ``iterations`` of the polish (C,),
     ``newton_distance`` (C,): ‖x* − x_T‖/max(1, ‖x*‖), x_T the trajectory's end (how far the fixed point
-    lies from the trajectory), ``eta`` (C,), the trajectory's step, and ``half_time`` (C,): the flow time at
-    which the path first got half-way from the start to x* (‖x − x_0‖ ≥ ½‖x* − x_0‖; the length of the
-    run's initial phase, in units of the model's rate: a run at rate α spends about half_time/α steps
-    there)."""
+    lies from the trajectory), and ``eta`` (C,), the trajectory's step."""
 
     x: np.ndarray
     residual: np.ndarray
@@ -62,7 +59,6 @@ class FlowLimit(NamedTuple):
     iterations: np.ndarray
     newton_distance: np.ndarray
     eta: np.ndarray
-    half_time: np.ndarray
 
 
 def _scaling(mask: np.ndarray, ratios: np.ndarray) -> np.ndarray:
@@ -70,21 +66,19 @@ def _scaling(mask: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     return np.where(mask[None, :], 1.0, np.asarray(ratios, np.float64)[:, None])
 
 
-CHUNKS = 40  # the trajectory is run in this many pieces, to record how far from the start it has come
+CHUNKS = 40  # the trajectory is run in pieces, so that a run that overflows loses one piece, not all
 
 
 def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, rate: float, jac):
-    """Phase 1: (end points (C, n), step η (C,), finite (C,), record) of ``steps`` explicit flow steps
-    from each row of X, in :data:`CHUNKS` pieces; a run that overflows in a piece (it sharpened past its
-    step on the way) goes back to the piece's start with its step halved. ``record`` is (times, distances
-    from the start), both (C, pieces)."""
+    """Phase 1: (end points (C, n), step η (C,), finite (C,), flow time (C,)) of ``steps`` explicit flow
+    steps from each row of X, in :data:`CHUNKS` pieces; a run that overflows in a piece (it sharpened past
+    its step on the way) goes back to the piece's start with its step halved."""
     M = Dsc[:, :, None] * jac(X)
     lam = np.array([np.abs(np.linalg.eigvals(m)).max(initial=0.0) for m in M])
     eta = rate / np.maximum(lam, 1e-12)
     piece = max(1, steps // CHUNKS)
     V, ok = X.T.copy(), np.ones(X.shape[0], bool)
     time = np.zeros(X.shape[0])
-    times, dists = [], []
     for _ in range(-(-steps // piece)):
         new, fine = field.flow(V, eta, Dsc.T, piece)
         bad = ~fine & (eta > 1e-12 * rate / np.maximum(lam, 1e-12))  # at most ~40 halvings
@@ -92,16 +86,7 @@ def _trajectory(field: JointField, X: np.ndarray, Dsc: np.ndarray, steps: int, r
         V = np.where(fine[None, :], new, V)
         eta = np.where(bad, eta / 2, eta)
         ok = fine | bad
-        times.append(time.copy())
-        dists.append(np.linalg.norm(V.T - X, axis=1))
-    return V.T.copy(), eta, ok, (np.stack(times, axis=1), np.stack(dists, axis=1))
-
-
-def _first_crossing(times: np.ndarray, dists: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per row: the first time at which ``dists`` reached ``target`` (the last time if never)."""
-    hit = dists >= target[:, None]
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1), times.shape[1] - 1)
-    return times[np.arange(times.shape[0]), first]
+    return V.T.copy(), eta, ok, time
 
 
 def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000, flow_rate: float = 0.1,
@@ -130,45 +115,35 @@ def flow_limit(field: JointField, starts, *, ratios=1.0, flow_steps: int = 20000
     Dsc = _scaling(field.mask, np.broadcast_to(np.asarray(ratios, np.float64), (C,)))
     jac = (lambda X: np.stack([field.jacobian(x) for x in X])) if one_by_one else (lambda X: field.jacobians(X.T))
     if flow_steps > 0:
-        X, eta, finite, (times, dists) = _trajectory(field, X0, Dsc, int(flow_steps), flow_rate, jac)
+        X, eta, finite, time = _trajectory(field, X0, Dsc, int(flow_steps), flow_rate, jac)
     else:
         M = Dsc[:, :, None] * jac(X0)
         eta = flow_rate / np.maximum(np.linalg.norm(M, axis=(1, 2)), 1e-12)
-        X, finite = X0.copy(), np.ones(C, bool)
-        times, dists = np.zeros((C, 1)), np.zeros((C, 1))
+        X, finite, time = X0.copy(), np.ones(C, bool), np.zeros(C)
     X_traj = X.copy()
     groups = [[c] for c in range(C)] if one_by_one else [list(range(C))]
     res, conv, iters = np.full(C, np.inf), np.zeros(C, bool), np.zeros(C, int)
-    time = times[:, -1].copy()
-    records_t, records_d = np.full((C, max_iter), np.nan), np.full((C, max_iter), np.nan)
     for cols in groups:
-        out = _polish(field, X[cols], X0[cols], Dsc[cols], eta[cols], finite[cols], max_iter, rtol, trust)
-        X[cols], res[cols], conv[cols], iters[cols] = out[:4]
-        records_t[cols] = time[cols, None] + out[4]
-        records_d[cols] = out[5]
-        time[cols] += out[6]
-    times = np.concatenate([times, records_t], axis=1)
-    dists = np.concatenate([dists, np.nan_to_num(records_d, nan=-np.inf)], axis=1)
+        X[cols], res[cols], conv[cols], iters[cols], spent = _polish(field, X[cols], Dsc[cols], eta[cols],
+                                                                     finite[cols], max_iter, rtol, trust)
+        time[cols] += spent
     scale = np.maximum(1.0, np.linalg.norm(X, axis=1))
-    half = _first_crossing(np.where(np.isnan(times), np.inf, times), dists, 0.5 * np.linalg.norm(X - X0, axis=1))
-    return FlowLimit(X, res, conv, time, iters, np.linalg.norm(X - X_traj, axis=1) / scale, eta, half)
+    return FlowLimit(X, res, conv, time, iters, np.linalg.norm(X - X_traj, axis=1) / scale, eta)
 
 
-def _polish(field: JointField, X, X0, Dsc, eta, finite, max_iter: int, rtol: float, trust: float):
-    """Phase 2 (ΨTC) on the rows of X: (X, residual, converged, iterations, record of the times since
-    the polish began (C, max_iter), record of the distances from the start (C, max_iter), polish time)."""
+def _polish(field: JointField, X, Dsc, eta, finite, max_iter: int, rtol: float, trust: float):
+    """Phase 2 (ΨTC) on the rows of X: (X, residual, converged, iterations, pseudo-time spent)."""
     X = X.copy()
     C, n = X.shape
     G = np.array(field.values(X.T).T)
     res = np.where(finite, np.linalg.norm(G, axis=1), np.inf)
     h = eta.copy()
     time, iters = np.zeros(C), np.zeros(C, int)
-    rec_t, rec_d = np.full((C, max_iter), np.nan), np.full((C, max_iter), np.nan)
     done = ~np.isfinite(res)
     converged = np.zeros(C, bool)
     stall = np.zeros(C, int)
     eye = np.eye(n)
-    for k in range(max_iter):
+    for _ in range(max_iter):
         if done.all():
             break
         # every row is evaluated at every iteration (finished ones too): fixed shapes, one compiled program
@@ -202,8 +177,6 @@ def _polish(field: JointField, X, X0, Dsc, eta, finite, max_iter: int, rtol: flo
         large = ha[ok] >= 1e6 * eta[acc]
         stall[acc] = np.where((ratio > 1.001) | ~large, 0, stall[acc] + 1)
         X[acc], G[acc], res[acc] = trial[acc], G_new[ok], res_new[ok]
-        rec_t[:, k] = time
-        rec_d[:, k] = np.linalg.norm(X - X0, axis=1)
         # a residual stuck for 20 accepted steps of a large pseudo-time step is at the round-off floor of a
         # hard case, or at no fixed point at all: stop (the tolerance decides which)
         done[acc[stall[acc] >= 20]] = True
@@ -212,7 +185,7 @@ def _polish(field: JointField, X, X0, Dsc, eta, finite, max_iter: int, rtol: flo
         M = Dsc[:, :, None] * field.jacobians(X.T)
         tol = rtol * np.linalg.norm(M, axis=(1, 2)) * np.maximum(1.0, np.linalg.norm(X, axis=1))
         converged[left] = res[left] <= tol[left]
-    return X, res, converged, iters, rec_t, rec_d, time
+    return X, res, converged, iters, time
 
 
 def _project(field: JointField, x, Ur, sr, Vr, iters: int = 6):
