@@ -262,101 +262,109 @@ def predict(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(
                           np.dtype(problem.dtype if start_dtype is None else start_dtype))
 
 
-def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios, start_dtype) -> Prediction:
-    shape = (seeds.size, scales.size, alphas.size, betas.size)
-    A, B = np.meshgrid(alphas, betas, indexing="ij")
-    # the sweep's own starts: drawn in the dtype it simulates in (float32 draws other numbers than float64)
+class _Points(NamedTuple):
+    """The fixed points sought: flat states ``x`` (P, n) and per point its ``residual``, ``converged``,
+    ``newton_distance``, linearisation ``lins``, ``attracting`` and owner (``seed``, ``scale``, ``ratio``);
+    ``index`` (starts, ratio classes): the point each start uses for each class."""
+
+    x: np.ndarray
+    residual: np.ndarray
+    converged: np.ndarray
+    newton_distance: np.ndarray
+    lins: list
+    attracting: np.ndarray
+    seed: np.ndarray
+    scale: np.ndarray
+    ratio: np.ndarray
+    index: np.ndarray
+
+    @property
+    def found(self) -> np.ndarray:
+        """Converged and attracting: the cells that use it are decided."""
+        return self.converged & self.attracting
+
+
+def _starts(config, problem, seeds, scales, start_dtype):
+    """[(seed, scale, State)]: the sweep's own starts, drawn in the dtype it simulates in (float32 draws
+    other numbers than float64), in float64."""
     stacked = _initial_states(config, problem.astype(start_dtype), seeds.astype(np.uint32))
     stacked = jax.tree_util.tree_map(lambda v: np.asarray(v, np.float64), stacked)
     bases = {s: jax.tree_util.tree_map(lambda v, i=i: v[i], stacked) for i, s in enumerate(seeds.tolist())}
-    starts = [(s, c, scaled(bases[s], c)) for s, c in itertools.product(seeds.tolist(), scales.tolist())]
+    return [(s, c, scaled(bases[s], c)) for s, c in itertools.product(seeds.tolist(), scales.tolist())]
+
+
+def _fixed_points(config, problem, field, starts, X0, ratios) -> _Points:
+    """The fixed point every start reaches with every ratio class (module docstring, step 1)."""
+    if _theory.unique_fixed_point(config):  # one fixed point for every start and ratio
+        x = field.flatten(_theory.least_squares_point(config, problem, starts[0][2]))[None]
+        res = np.array([np.linalg.norm(field.value(x[0]))])
+        conv = res <= 1e-10 * max(1.0, float(np.linalg.norm(x[0])))
+        lins = [_linearise(field, x[0], res[0])]
+        return _Points(x, res, conv, np.zeros(1), lins, np.array([_attracting(lins[0], 1.0)]),
+                       np.array([starts[0][0]]), np.array([starts[0][1]]), np.array([np.nan]),
+                       np.zeros((len(starts), ratios.size), int))
+    cols = [(i, r) for i in range(len(starts)) for r in ratios.tolist()]
+    which, rs = np.array([i for i, _ in cols]), np.array([r for _, r in cols])
+    # the trajectories all together; on the JAX backend the polish one start at a time, so that each program
+    # of the field is compiled for one column and shared with the single evaluations that follow
+    lim = flow_limit(field, X0[which], ratios=rs, one_by_one=field.backend == "jax")
+    x, res, conv, nd = lim.x, lim.residual, lim.converged, lim.newton_distance
+    lins = [_linearise(field, xj, rj) for xj, rj in zip(x, res)]
+    attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, rs)])
+    redo = np.flatnonzero(~(conv & attracting))
+    if redo.size:  # a flow still near a saddle or on a plateau after its trajectory: once more, 4x longer
+        again = flow_limit(field, X0[which[redo]], ratios=rs[redo], flow_steps=4 * FLOW_STEPS, one_by_one=True)
+        for m, j in enumerate(redo):
+            lins[j] = _linearise(field, again.x[m], again.residual[m])
+            x[j], res[j], conv[j], nd[j] = again.x[m], again.residual[m], again.converged[m], again.newton_distance[m]
+            attracting[j] = _attracting(lins[j], rs[j])
+    return _Points(x, res, conv, nd, lins, attracting, np.array([starts[i][0] for i in which]),
+                   np.array([starts[i][1] for i in which], np.float64), rs,
+                   np.arange(len(cols)).reshape(len(starts), ratios.size))
+
+
+def _three_way(config, problem, alphas, betas, seeds, scales, steps, max_ratios, start_dtype) -> Prediction:
+    shape = (seeds.size, scales.size, alphas.size, betas.size)
+    A, B = np.meshgrid(alphas, betas, indexing="ij")
+    starts = _starts(config, problem, seeds, scales, start_dtype)
     field = joint_field(config, problem, starts[0][2])
     X0 = np.stack([field.flatten(st) for _, _, st in starts])
-    opt = optimum(config, problem)
     # each flow limit costs O(n³) per polish step: at most RATIO_BUDGET / n² of them per start
     budget = max(MIN_RATIOS, RATIO_BUDGET // max(field.n, 1) ** 2)
     ratios, label = ratio_classes(alphas, betas, min(max_ratios, budget))
-    unique = _theory.unique_fixed_point(config)
-    if unique:  # one fixed point for every start and ratio
-        points = field.flatten(_theory.least_squares_point(config, problem, starts[0][2]))[None]
-        res = np.array([np.linalg.norm(field.value(points[0]))])
-        conv = res <= 1e-10 * max(1.0, float(np.linalg.norm(points[0])))
-        nd = np.zeros(1)
-        owners = [(starts[0][0], starts[0][1], np.nan)]
-        index = np.zeros((len(starts), ratios.size), int)
-    else:  # every start with every ratio class
-        cols = [(i, r) for i in range(len(starts)) for r in ratios.tolist()]
-        # the trajectories all together; on the JAX backend the polish one start at a time, so that each
-        # program of the field is compiled for one column and shared with the single evaluations below
-        lims = [flow_limit(field, X0[[i for i, _ in cols]], ratios=np.array([r for _, r in cols]),
-                           one_by_one=field.backend == "jax")]
-        points = np.concatenate([lim.x for lim in lims])
-        res, conv, nd = (np.concatenate([getattr(lim, k) for lim in lims])
-                         for k in ("residual", "converged", "newton_distance"))
-        owners = [(starts[i][0], starts[i][1], r) for i, r in cols]
-        index = np.arange(len(cols)).reshape(len(starts), ratios.size)
-    lins = [_linearise(field, x, r) for x, r in zip(points, res)]
-    point_ratios = np.array([1.0 if np.isnan(o[2]) else o[2] for o in owners])
-    attracting = np.array([_attracting(lin, r) for lin, r in zip(lins, point_ratios)])
-    if not unique:  # a flow still near a saddle or a plateau after its trajectory: once more, 4x longer
-        redo = np.flatnonzero(~(np.asarray(conv, bool) & attracting))
-        if redo.size:
-            again = flow_limit(field, X0[[cols[j][0] for j in redo]], ratios=np.array([cols[j][1] for j in redo]),
-                               flow_steps=4 * FLOW_STEPS, one_by_one=True)
-            for m, j in enumerate(redo):
-                lin = _linearise(field, again.x[m], again.residual[m])
-                points[j], res[j], conv[j], nd[j], lins[j] = (again.x[m], again.residual[m], again.converged[m],
-                                                              again.newton_distance[m], lin)
-                attracting[j] = _attracting(lin, cols[j][1])
-    found_point = np.asarray(conv, bool) & attracting
-    rho = _empty(shape, np.nan)
-    rho_flat = _empty(shape, np.nan)
-    manifold = np.zeros(shape, bool)
-    found = np.zeros(shape, bool)
-    fp = _empty(shape, -1, np.int32)
+    pts = _fixed_points(config, problem, field, starts, X0, ratios)
+    rho, rho_flat = _empty(shape, np.nan), _empty(shape, np.nan)
     g_sg, g_model, g0 = (_empty(shape, np.nan) for _ in range(3))
-    flat_ratio = np.full(len(points), np.nan)
+    fp = pts.index[:, label].reshape(shape).astype(np.int32)  # the point each cell uses
+    found, manifold = pts.found[fp], np.array([lin.n_neutral > 0 for lin in pts.lins])[fp]
+    flat_ratio = np.full(len(pts.x), np.nan)
     rc = _rule.growth_threshold(steps)
     for i, (s_i, c_i) in enumerate(itertools.product(range(seeds.size), range(scales.size))):
         g_sg[s_i, c_i], g_model[s_i, c_i], g0[s_i, c_i] = _start_overshoots(field, X0[i], A, B)
-        for k in range(ratios.size):
-            cells = label == k
-            j = int(index[i, k])
-            fp[s_i, c_i][cells] = j
-            found[s_i, c_i][cells] = bool(found_point[j])
-            manifold[s_i, c_i][cells] = lins[j].n_neutral > 0
-        for j in np.unique(index[i]):  # one call per fixed point (the unique case: one for the grid)
-            cells = fp[s_i, c_i] == j
-            rho[s_i, c_i][cells] = _theory.spectral_radius(lins[j], A[cells], B[cells])
-        for k in range(ratios.size):
-            cells = label == k
-            j = int(index[i, k])
-            # the flatter point, for the cells whose verdict it can decide (rule 4 of sgtheory.linear.rule:
-            # unstable fixed point on a manifold, stable start)
-            need = (cells & found[s_i, c_i] & manifold[s_i, c_i] & (rho[s_i, c_i] >= rc) & (g_sg[s_i, c_i] <= 1.0)
-                    & (g_model[s_i, c_i] <= 1.0) & (g0[s_i, c_i] <= 1.0))
-            if need.any():
-                flat = flattest(field, points[j], ratio=float(point_ratios[j]))
-                lin_flat = _linearise(field, flat.x, 0.0)
-                if flat.on_manifold and lin_flat.n_neutral >= 0:  # else no flatter point: its cells undetermined
-                    flat_ratio[j] = flat.sharpness / max(flat.start_sharpness, 1e-300)
-                    rho_flat[s_i, c_i][cells] = _theory.spectral_radius(lin_flat, A[cells], B[cells])
+        here = fp[s_i, c_i]
+        for j in np.unique(pts.index[i]):  # one call per fixed point (the unique case: one for the grid)
+            cells = here == j
+            rho[s_i, c_i][cells] = _theory.spectral_radius(pts.lins[j], A[cells], B[cells])
+        # the flatter point, for the cells whose verdict it can decide (rule 4 of sgtheory.linear.rule: an
+        # unstable fixed point on a manifold, a stable start)
+        need = (found[s_i, c_i] & manifold[s_i, c_i] & (rho[s_i, c_i] >= rc) & (g_sg[s_i, c_i] <= 1.0)
+                & (g_model[s_i, c_i] <= 1.0) & (g0[s_i, c_i] <= 1.0))
+        for j in np.unique(here[need]):
+            flat = flattest(field, pts.x[j], ratio=float(pts.ratio[j]))
+            lin_flat = _linearise(field, flat.x, 0.0)
+            if flat.on_manifold and lin_flat.n_neutral >= 0:  # else no flatter point: its cells undetermined
+                cells = here == j
+                flat_ratio[j] = flat.sharpness / max(flat.start_sharpness, 1e-300)
+                rho_flat[s_i, c_i][cells] = _theory.spectral_radius(lin_flat, A[cells], B[cells])
     verdict, basis, rho_eff = _rule.decide(rho, rho_flat, manifold, g_sg, g_model, g0, found, steps=steps)
-    kinds = [_kind_and_loss(config, problem, field.unflatten(x), opt) for x in points]
-    table = {
-        "seed": np.array([o[0] for o in owners], np.int64),
-        "init_scale": np.array([o[1] for o in owners], np.float64),
-        "ratio": np.array([o[2] for o in owners], np.float64),
-        "kind": np.array([k for k, _ in kinds], np.int8),
-        "residual": np.asarray(res, np.float64),
-        "converged": np.asarray(conv, bool),
-        "attracting": attracting,
-        "found": found_point,
-        "neutral": np.array([lin.n_neutral for lin in lins], np.int32),
-        "newton_distance": np.asarray(nd, np.float64),
-        "loss": np.array([v for _, v in kinds], np.float64),
-        "flat_sharpness": flat_ratio,
-    }
+    opt = optimum(config, problem)
+    kinds = [_kind_and_loss(config, problem, field.unflatten(x), opt) for x in pts.x]
+    table = {"seed": pts.seed.astype(np.int64), "init_scale": pts.scale, "ratio": pts.ratio,
+             "kind": np.array([k for k, _ in kinds], np.int8), "residual": np.asarray(pts.residual, np.float64),
+             "converged": np.asarray(pts.converged, bool), "attracting": pts.attracting, "found": pts.found,
+             "neutral": np.array([lin.n_neutral for lin in pts.lins], np.int32),
+             "newton_distance": np.asarray(pts.newton_distance, np.float64),
+             "loss": np.array([v for _, v in kinds], np.float64), "flat_sharpness": flat_ratio}
     return Prediction(alphas, betas, seeds, scales, verdict, basis, rho, rho_eff, rho_flat, g0, fp, table,
                       "three-way", steps, None)
 
