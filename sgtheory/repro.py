@@ -1,14 +1,17 @@
 """The analysis-script framework behind ``analyses/`` and ``sgtheory repro``.
 
-Each script in ``analyses/`` reproduces one figure or table of the paper. It calls
-:func:`analysis_main` with two functions:
+Each script in ``analyses/`` reproduces one figure or table of the paper. It declares its options once,
+as a table of :class:`sgtheory.settings.Setting` rows (type, full value, quick value, bounds), and calls
+:func:`analysis_main` with them and two functions:
 
-- ``compute(args) -> (arrays, meta)``: the expensive part; ``arrays`` (name -> numeric array) is
+- ``compute(args) -> (arrays, meta)``: the expensive part; ``args`` holds every setting resolved for the
+  mode (``--quick`` or full) and checked; ``arrays`` (name -> numeric array) is
   written to ``OUT/data/NAME.npz`` and ``meta`` (JSON-able dict) to ``OUT/data/NAME.json``;
 - ``plot(arrays, meta, out) -> summary``: draws figures into ``OUT`` from the saved data and
   returns a small dict of headline numbers, printed as one JSON line.
 
-``--replot`` redraws from the saved data without recomputing. All files are written atomically.
+``--replot`` redraws from the saved data without recomputing. All files are written atomically. The
+resolved settings are recorded in the saved metadata (``meta["settings"]``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from sgtheory.errors import InputError
 from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.settings import SEED, Setting, add_settings, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,47 +55,87 @@ def available_analyses(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
 
 
+def guard_script(module_name: str, file: str) -> None:
+    """Give an analysis script run from the shell the command-line contract from its first line.
+
+    Call it at the top of the script, before heavy imports: ``guard_script(__name__, __file__)``. When the
+    script is the main program, Ctrl-C at any later moment (JAX's import and compilation included) exits
+    promptly with code 130 and one line (:func:`sgtheory.cli.main.install_process_handlers`); when it is
+    imported (tests, ``sgtheory repro`` in-process) nothing happens.
+    """
+    if module_name == "__main__":
+        from sgtheory.cli.main import install_process_handlers
+
+        install_process_handlers(f"analyses/{Path(file).name}")
+
+
 def analysis_main(
     name: str,
     compute: Callable[[argparse.Namespace], tuple[dict, dict]],
     plot: Callable[[dict, dict, Path], dict],
     argv: list[str] | None = None,
     *,
+    settings: Iterable[Setting] = (),
     description: str | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
-    """Parse the standard analysis options, compute (or reload) the data, plot, print a summary."""
-    from sgtheory.cli.main import Parser
+    """Parse the standard options and ``settings``, compute (or reload) the data, plot, print a summary.
 
-    parser = Parser(prog=f"analyses/{name}.py", description=description)
+    Runs under the command-line contract of :func:`sgtheory.cli.main.run_command`: bad input is one line
+    and exit code 2, an internal error one line and exit code 1, Ctrl-C exit code 130; the output folder is
+    checked before any work and held against a concurrent run into it.
+
+    Args:
+        name: the analysis' name (its data files are ``OUT/data/NAME.{npz,json}``).
+        compute: ``args -> (arrays, meta)``.
+        plot: ``(arrays, meta, out) -> summary``.
+        argv: the arguments (default ``sys.argv[1:]``, and then the script owns the process).
+        settings: the analysis' option table (``--seed`` is added to it).
+        description: the ``--help`` text.
+        add_arguments: extra argparse options the table cannot express (rare).
+
+    Returns:
+        the exit code.
+    """
+    from sgtheory.cli.main import Parser, emit, run_command
+
+    prog = f"analyses/{name}.py"
+    table = (SEED, *settings)
+    parser = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small, fast settings (CPU, minutes)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: figures/, or figures/quick/ with --quick)")
     parser.add_argument("--replot", action="store_true", help="redraw figures from OUT/data without recomputing")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_settings(parser, table)
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    enable_compilation_cache()
-    try:
-        out = ensure_writable_dir(args.out or default_out(args.quick))
+    out_arg = args.out if args.out is not None else default_out(args.quick)
+
+    def body() -> int:
+        resolve(args, table, quick=args.quick)
+        enable_compilation_cache()
+        out = ensure_writable_dir(out_arg)
         data_dir = ensure_writable_dir(out / "data")
         if args.replot:
+            if not (data_dir / f"{name}.npz").exists():
+                raise InputError(f"--replot: no saved data in {data_dir}; run the analysis without --replot first, "
+                                 f"with the same --out{' and --quick' if args.quick else ''}")
             arrays = load_npz(data_dir / f"{name}.npz", what="saved data")
             meta = read_json(data_dir / f"{name}.json", what="saved data")
         else:
             t0 = time.perf_counter()
             arrays, meta = compute(args)
             meta = {"analysis": name, "quick": bool(args.quick), "seed": args.seed,
-                    "seconds": round(time.perf_counter() - t0, 2), **meta}
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "settings": {s.name: getattr(args, s.name) for s in table}, **meta}
             savez(data_dir / f"{name}.npz", arrays)
             write_json(data_dir / f"{name}.json", meta)
         summary = plot(arrays, meta, out) or {}
-    except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"analysis": name, **summary}, default=str), flush=True)
-    return 0
+        emit({"analysis": name, **summary}, True)
+        return 0
+
+    return run_command(prog, body, out=out_arg, process=argv is None)
 
 
 def run_analyses(names: list[str], *, quick: bool, out: Path, progress: bool = True) -> list[dict]:

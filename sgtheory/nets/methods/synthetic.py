@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from sgtheory.errors import InputError
 from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, assemble, chain
 from sgtheory.nets.mlp import MLPConfig
-from sgtheory.nets.sg_module import SG_MODULES, init_sg, sg_loss
+from sgtheory.sg import SG_KINDS, init_sg, sg_loss
 from sgtheory.nets.tape import Tape
 from sgtheory.validate import choice, int_in_range
 
@@ -39,7 +39,7 @@ class SyntheticGradient(Method):
 
     def __init__(self, *, conditioned: bool, every: bool, layer: int | None = None, module: str = "linear",
                  hidden: int = 1024, mix: float = 1.0):
-        choice(module, "sg module", SG_MODULES)
+        choice(module, "sg module", SG_KINDS)
         int_in_range(hidden, "sg hidden units", 1)
         mix = float(mix)
         if not 0.0 <= mix <= 1.0:
@@ -143,8 +143,8 @@ class SyntheticGradient(Method):
         d, n = tape.depth, tape.n
         sg = [state.learned[str(k)] for k in range(1, d + 1)]
         H = jax.lax.stop_gradient(jnp.stack(tape.hiddens[1:]))  # (D, n, w): h_1..h_D
-        A, c = jnp.stack([p["A"] for p in sg]), jnp.stack([p["c"] for p in sg])
-        S = jnp.einsum("lni,lij->lnj", H, A) + c[:, None, :]
+        A, C = jnp.stack([p["A"] for p in sg]), jnp.stack([p["C"] for p in sg])
+        S = jnp.einsum("lni,lij->lnj", H, A) + C[:, None, :]
         if self.conditioned:
             B = jnp.stack([p["B"] for p in sg])
             S = S + jnp.einsum("nc,lcj->lnj", tape.onehot, B)
@@ -159,13 +159,13 @@ class SyntheticGradient(Method):
         for k in range(2, d + 1):
             grads[k] = {**locs[k - 1].grads, "W": dW[k - 2]}
         R = S - T
-        sg_loss_k = jnp.mean(jnp.sum(R * R, axis=2), axis=1)
-        R2 = 2.0 * R / n
-        gA, gc = jnp.einsum("lni,lnj->lij", H, R2), jnp.sum(R2, axis=1)
-        gB = jnp.einsum("nc,lnj->lcj", tape.onehot, R2) if self.conditioned else None
+        sg_loss_k = 0.5 * jnp.mean(jnp.sum(R * R, axis=2), axis=1)  # the ½ convention of sgtheory.sg
+        Rn = R / n  # ∂L_SG/∂SG
+        gA, gC = jnp.einsum("lni,lnj->lij", H, Rn), jnp.sum(Rn, axis=1)
+        gB = jnp.einsum("nc,lnj->lcj", tape.onehot, Rn) if self.conditioned else None
         sg_grads = {}
         for k in range(1, d + 1):
-            g = {"A": gA[k - 1], "c": gc[k - 1]}
+            g = {"A": gA[k - 1], "C": gC[k - 1]}
             if self.conditioned:
                 g["B"] = gB[k - 1]
             sg_grads[str(k)] = g
