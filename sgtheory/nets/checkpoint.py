@@ -89,7 +89,11 @@ def save_checkpoint(directory, result, config: dict | None = None) -> Path:
     """
     from sgtheory import __version__
 
+    from sgtheory.nets.population_io import INDEX
+
     folder = ensure_writable_dir(directory)
+    if (folder / INDEX).exists():
+        raise InputError(f"checkpoint {folder}: holds a population ({INDEX}); write a single run elsewhere")
     arrays: dict = {}
     _flatten(tuple(result.params), "params", arrays)
     _flatten(tuple(result.bn_state), "bn", arrays)
@@ -174,12 +178,13 @@ def _metadata(meta: dict, json_path):
     from sgtheory.nets.mlp import MLPConfig
 
     def need(obj, key, types, where):
+        field = f"{where}{key}" + (" (the net's config)" if key == "mlp" else "")
         if not isinstance(obj, dict) or key not in obj:
-            raise InputError(f"checkpoint {json_path}: missing field {where}{key}")
+            raise InputError(f"checkpoint {json_path}: missing field {field}")
         value = obj[key]
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-            names = "/".join(t.__name__ for t in types)
-            raise InputError(f"checkpoint {json_path}: field {where}{key} should be {names}, got {value!r:.60}")
+            names = " or ".join(t.__name__ for t in types)
+            raise InputError(f"checkpoint {json_path}: field {field} should be {names}, got {str(value)[:60]}")
         return value
 
     mlp = need(meta, "mlp", (dict,), "")

@@ -29,7 +29,7 @@ from sgtheory.nets.mlp import MLPConfig
 from sgtheory.nets.program import Hyper
 from sgtheory.nets.runner import data_arrays, execute
 from sgtheory.nets.train import TrainResult, _nbytes, plan, seed_value, settings_info
-from sgtheory.validate import positive
+from sgtheory.validate import int_in_range, positive
 
 METRICS = ("train_loss", "test_error", "sg_loss", "cosine")
 
@@ -68,10 +68,21 @@ class PopulationResult(NamedTuple):
         return TrainResult(pick(self.params), pick(self.bn_state), pick(self.method_state), metrics, self.config,
                            self.methods[i], info)
 
-    def summary(self, metric: str = "test_error") -> dict:
-        """Mean ± sd of the final ``metric`` over the members that did not diverge (see :func:`mean_sd`)."""
+    def summary(self, metric: str = "test_error", members=None) -> dict:
+        """Mean ± sd (:func:`mean_sd`) of the final ``metric`` over ``members`` (default all) that did not diverge."""
         final = self.metrics[metric][:, -1]
-        return mean_sd([float(v) for v, s in zip(final, self.status) if s == "ok"])
+        idx = range(self.size) if members is None else members
+        return mean_sd([float(final[i]) for i in idx if self.status[i] == "ok"])
+
+    def groups(self) -> list[dict]:
+        """The members grouped by their settings (all but the seed): per group its settings, ``seeds``,
+        ``members`` (indices) and the mean ± sd over its seeds of each final metric (cosine aside)."""
+        keys = [k for k in ("lr", "sg_lr", "mix") if k in self.members[0]]
+        found: dict = {}
+        for i, m in enumerate(self.members):
+            found.setdefault(tuple(m[k] for k in keys), []).append(i)
+        return [{**dict(zip(keys, key)), "seeds": [self.members[i]["seed"] for i in idx], "members": idx,
+                 **{k: self.summary(k, idx) for k in METRICS if k != "cosine"}} for key, idx in found.items()]
 
 
 def mean_sd(values: Sequence[float]) -> dict:
@@ -101,15 +112,23 @@ def seed_list(seeds) -> list[int]:
         if len(set(out)) != len(out):
             raise InputError(f"seeds: repeated seeds in {out}")
         return out
-    n = seed_value(seeds, "seeds")
-    if n < 1:
-        raise InputError(f"seeds: must be >= 1, got {n}")
+    n = int_in_range(seeds, "seeds", 1)
     return list(range(n))
+
+
+def _mix(value) -> float:
+    try:
+        m = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"mix: expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= m <= 1.0:
+        raise InputError(f"mix: must be in [0, 1], got {value!r}")
+    return m
 
 
 def members_grid(seeds, lr, sg_lr=None, mix=None) -> list[dict]:
     """Every combination, mix-major then ``lr``, ``sg_lr`` and seed fastest; ``sg_lr`` None follows ``lr``."""
-    mixes = [None] if mix is None else [float(m) for m in (mix if isinstance(mix, (list, tuple)) else [mix])]
+    mixes = [None] if mix is None else [_mix(m) for m in (mix if isinstance(mix, (list, tuple)) else [mix])]
     if not mixes:
         raise InputError("mix: empty list")
     out = []
@@ -131,7 +150,7 @@ def train_population(data: Dataset, config: MLPConfig, method: Method | str, *, 
     Args:
       data, config, method, steps, batch_size, optimizer, schedule, eval_every, dtype: as
         :func:`sgtheory.nets.train` (an optimiser factory is called with each member's rate as data).
-      seeds: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds (0 .. 2**31 - 1).
+      seeds: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds (0 .. 2**32 - 1).
       lr, sg_lr: a rate or a sequence of rates (> 0); ``sg_lr`` None: each member's ``lr``.
       mix: None, or SG mix weights in [0, 1] (SG methods only; one program per value).
       devices: the devices to split the members over (default: every device JAX sees).

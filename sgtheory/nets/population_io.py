@@ -1,10 +1,10 @@
 """A population on disk: one ordinary checkpoint per member plus an index.
 
-``DIR/population.json`` lists the members (seed, rates, status, folder) and the mean ± sd of the final
-metrics; ``DIR/member-0/``, ``DIR/member-1/``, … each hold a :func:`sgtheory.nets.save_checkpoint`
-checkpoint, so every tool that reads a checkpoint (``sgtheory probe``, :func:`sgtheory.nets.activations`)
-reads a member's folder unchanged, and :func:`sgtheory.nets.load_checkpoint` takes
-``(DIR, member=i)``.
+``DIR/population.json`` lists the members (seed, rates, status, folder) and, per group of members with the
+same rates, the mean ± sd over seeds of the final metrics. ``DIR/member-0/``, ``DIR/member-1/``, … each hold
+a :func:`sgtheory.nets.save_checkpoint` checkpoint, so every tool that reads a checkpoint (``sgtheory probe``,
+:func:`sgtheory.nets.activations`) reads a member's folder unchanged, and
+:func:`sgtheory.nets.load_checkpoint` takes ``(DIR, member=i)``.
 """
 
 from __future__ import annotations
@@ -45,18 +45,18 @@ def save_population(directory, result, config: dict | None = None) -> Path:
       The folder.
     """
     from sgtheory.nets.checkpoint import save_checkpoint
-    from sgtheory.nets.population import METRICS
 
     folder = ensure_writable_dir(directory)
+    if (folder / "checkpoint.json").exists():
+        raise InputError(f"population {folder}: holds a single-run checkpoint; write the population elsewhere")
     members = []
     for i in range(result.size):
         save_checkpoint(folder / member_folder(i), result.member(i), config)
         members.append({**result.members[i], "status": result.status[i], "folder": member_folder(i)})
-    summary = {k: result.summary(k) for k in METRICS if k != "cosine"}
     write_json(folder / INDEX, {"format": FORMAT, "format_version": FORMAT_VERSION, "size": result.size,
                                 "method": result.methods[0].name, "mlp": result.config.to_dict(),
                                 "training": result.info, "run": config or {}, "members": members,
-                                "final": summary})
+                                "groups": result.groups()})
     return folder
 
 

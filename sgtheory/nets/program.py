@@ -11,7 +11,8 @@ forward pass (:func:`sgtheory.nets.tape.record`), ask the method for its credit,
 updates to the net's parameters and (at their own learning rate) to the method's learned state.
 Each evaluation records: mean train loss and SG loss over the chunk, test error (batch-norm in
 evaluation mode), for each hidden layer the cosine between the method's signal and the true
-gradient ``∂ℓ/∂h_i`` on a fixed random training batch, and whether every number is still finite.
+gradient ``∂ℓ/∂h_i`` on a fixed random training batch, and whether every number is still finite
+(when not, the test error and the cosines are NaN too: they mean nothing for a diverged net).
 """
 
 from __future__ import annotations
@@ -179,8 +180,9 @@ def make_chunk(plan: Plan, length: int) -> Callable:
         true = Backprop().credit(MethodState({}, {}), tape).signals
         cosine = jnp.stack([_cosine(a, b) for a, b in zip(mine, true)])
         loss, sg = jnp.mean(losses), jnp.mean(sg_losses)
-        finite = _all_finite((state.params, state.learned, loss, sg))
-        return Row(loss, sg, test_error, cosine, finite)
+        finite = _all_finite((state.params, state.learned, loss, sg, cosine))
+        nan = jnp.asarray(jnp.nan, test_error.dtype)  # a diverged net has no test error (argmax of NaN is 0)
+        return Row(loss, sg, jnp.where(finite, test_error, nan), jnp.where(finite, cosine, jnp.nan), finite)
 
     def chunk(state: State, member: Member, data: Data, start):
         state, (losses, sg_losses) = jax.lax.scan(lambda c, s: step(c, s, member, data), state,

@@ -55,14 +55,14 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
 
         init_fn = sharding.batched(partial(init, plan), mesh, (True, True))
         chunks = {k: sharding.batched(make_chunk(plan, k), mesh, (True, True, False, False)) for k in plan.lengths}
-        args = (member_args(np.asarray(seeds, np.int32)), Hyper(*(member_args(h) for h in hyper)))
+        args = (member_args(np.asarray(seeds, np.uint32)), Hyper(*(member_args(h) for h in hyper)))
         data_dev, platform = sharding.put(data, mesh, False), devs[0].platform
         put_start = partial(sharding.put, mesh_=mesh, batched_=False)
     else:
         devs, n_pad = [jax.devices()[0]], 1
         init_fn = jax.jit(partial(init, plan))
         chunks = {k: jax.jit(make_chunk(plan, k)) for k in plan.lengths}
-        args = (np.int32(seeds[0]), Hyper(*(jnp.asarray(h, plan.dtype) for h in hyper)))
+        args = (np.uint32(seeds[0]), Hyper(*(jnp.asarray(h, plan.dtype) for h in hyper)))
         data_dev, platform = jax.tree_util.tree_map(jnp.asarray, data), devs[0].platform
         put_start = jnp.asarray
 

@@ -22,9 +22,8 @@ from sgtheory.nets.methods import Method, MethodState, get
 from sgtheory.nets.mlp import MLPConfig
 from sgtheory.nets.program import OPTIMIZERS, SCHEDULES, Hyper, Plan, optimizer as _optimizer
 from sgtheory.nets.runner import Raw, data_arrays, execute
-from sgtheory.validate import choice, int_in_range, positive
-
-MAX_SEED = 2**31 - 1
+from sgtheory.validate import SEED_LIMIT, choice, int_in_range, positive
+from sgtheory.validate import seed as _seed
 
 
 class TrainResult(NamedTuple):
@@ -77,8 +76,8 @@ def make_optimizer(name, lr) -> optax.GradientTransformation:
 
 
 def seed_value(seed, name: str = "seed") -> int:
-    """A seed: an integer in 0 .. 2**31 - 1."""
-    return int_in_range(seed, name, 0, MAX_SEED)
+    """A seed: an integer in 0 .. 2**32 - 1 (see :func:`sgtheory.validate.seed`)."""
+    return _seed(seed, name)
 
 
 def plan(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
@@ -139,7 +138,7 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     Args:
       data, config, method, steps, batch_size, optimizer, schedule, eval_every, dtype: see :func:`plan`.
       lr: the net's learning rate; sg_lr: the method's learned state's (default ``lr``); both > 0.
-      seed: 0 .. 2**31 - 1; everything random derives from ``jax.random.PRNGKey(seed)`` (init, method
+      seed: 0 .. 2**32 - 1; everything random derives from ``jax.random.PRNGKey(seed)`` (init, method
         state, minibatch order, probe batch), so the same arguments give the same numbers.
       show_progress: a progress bar (None: only on a terminal).
       checkpoint_dir, checkpoint_every: (over)write a checkpoint in ``checkpoint_dir`` at the first
@@ -191,4 +190,4 @@ def _nbytes(tree) -> int:
     return sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["MAX_SEED", "OPTIMIZERS", "TrainResult", "learning_rate", "make_optimizer", "plan", "seed_value", "train"]
+__all__ = ["OPTIMIZERS", "SEED_LIMIT", "TrainResult", "learning_rate", "make_optimizer", "plan", "seed_value", "train"]
