@@ -7,7 +7,9 @@ Shared by :func:`sgtheory.nets.train` (one run, unbatched) and :func:`sgtheory.n
 
 from __future__ import annotations
 
+import json
 import time
+from collections import OrderedDict
 from functools import partial
 from typing import Callable, NamedTuple
 
@@ -45,33 +47,36 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
     ``checkpoint_every`` steps, with the state so far.
     """
     n = len(seeds) if batched else 1
+    t0 = time.perf_counter()
     if batched:
         devs, n_pad = sharding.layout(n, devices)
         mesh = sharding.mesh(devs)
         pad = np.concatenate([np.arange(n), np.zeros(n_pad - n, np.int64)])  # copies of member 0
+        init_args = (np.asarray(seeds, np.uint32)[pad], Hyper(*(np.asarray(h, plan.dtype)[pad] for h in hyper)))
+        state, member = _start(plan, init_args, jax.jit(jax.vmap(partial(init, plan))), ("vmap", n_pad))
+        if mesh is not None:
+            state, member = sharding.put(jax.device_get((state, member)), mesh, True)
+        data_dev, put_start = sharding.put(data, mesh, False), partial(sharding.put, mesh_=mesh, batched_=False)
 
-        def member_args(a):
-            return sharding.put(np.asarray(a)[pad], mesh, True)
-
-        init_fn = sharding.batched(partial(init, plan), mesh, (True, True))
-        chunks = {k: sharding.batched(make_chunk(plan, k), mesh, (True, True, False, False)) for k in plan.lengths}
-        args = (member_args(np.asarray(seeds, np.uint32)), Hyper(*(member_args(h) for h in hyper)))
-        data_dev, platform = sharding.put(data, mesh, False), devs[0].platform
-        put_start = partial(sharding.put, mesh_=mesh, batched_=False)
+        def build(k):
+            return sharding.batched(make_chunk(plan, k), mesh, (True, True, False, False))
     else:
         devs, n_pad = [jax.devices()[0]], 1
-        init_fn = jax.jit(partial(init, plan))
-        chunks = {k: jax.jit(make_chunk(plan, k)) for k in plan.lengths}
-        args = (np.uint32(seeds[0]), Hyper(*(jnp.asarray(h, plan.dtype) for h in hyper)))
-        data_dev, platform = jax.tree_util.tree_map(jnp.asarray, data), devs[0].platform
-        put_start = jnp.asarray
+        init_args = (np.uint32(seeds[0]), Hyper(*(np.asarray(h, plan.dtype) for h in hyper)))
+        state, member = _start(plan, init_args, jax.jit(partial(init, plan)), ("one",))
+        data_dev, put_start = jax.tree_util.tree_map(jnp.asarray, data), jnp.asarray
 
-    t0 = time.perf_counter()
-    init_c, applied = sharding.compile_for(init_fn, *args, platform=platform)
-    state, member = init_c(*args)
-    start0 = put_start(np.int32(0))
-    compiled = {k: sharding.compile_for(f, state, member, data_dev, start0, platform=platform)[0]
-                for k, f in chunks.items()}
+        def build(k):
+            return jax.jit(make_chunk(plan, k))
+
+    platform = devs[0].platform
+    args = (state, member, data_dev, put_start(np.int32(0)))
+    signature = (batched, tuple(d.id for d in devs), n_pad, platform,
+                 tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(data)))
+    compiled, applied = {}, False
+    for k in plan.lengths:
+        compiled[k], applied = _compiled(plan, k, signature, lambda k=k: sharding.compile_for(
+            build(k), *args, platform=platform))
     compile_s = time.perf_counter() - t0
 
     def host(tree):
@@ -99,6 +104,41 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
             "backend": platform, "devices": len(devs), "padded_members": n_pad - n,
             "processes": jax.process_count(), "bitwise_options": applied}
     return Raw(host(state), host(member), _stack(rows, steps, batched), info)
+
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def _plan_key(plan: Plan):
+    """What a compiled chunk depends on, or None when that cannot be told from values (an optimiser
+    factory is a Python function). A built-in method is its name and options (what a checkpoint records)."""
+    m = plan.method
+    if callable(plan.optimizer) or not type(m).__module__.startswith("sgtheory.nets.methods"):
+        return None
+    return (plan.config, type(m).__qualname__, m.name, json.dumps(m.options, sort_keys=True), plan.optimizer,
+            plan.schedule, plan.steps, plan.batch_size, plan.eval_every, plan.n_train, np.dtype(plan.dtype).str)
+
+
+def _compiled(plan: Plan, length: int, signature: tuple, compile_):
+    """``compile_()`` (a ``(program, options_applied)`` pair), kept for later runs of an equal plan."""
+    key = _plan_key(plan)
+    if key is None:
+        return compile_()
+    key = (key, length, signature)
+    if key not in _CACHE:
+        _CACHE[key] = compile_()
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
+def _start(plan: Plan, args, jitted, tag: tuple):
+    """The initial state and member constants: ``jitted(*args)``, its compiled program kept for equal plans
+    (compiling the random initialisation costs more than running it)."""
+    program, _ = _compiled(plan, "init", tag, lambda: (jitted.lower(*args).compile(), False))
+    return program(*args)
 
 
 def _stack(rows, steps, batched: bool) -> dict:
