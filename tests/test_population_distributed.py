@@ -41,7 +41,8 @@ def _free_port() -> int:
 
 
 def test_two_process_population_equals_one_process(tmp_path):
-    script = f"CONFIG = {CONFIG!r}\nimport numpy as np\nSETTINGS = dict({', '.join(f'{k}={v!r}' for k, v in SETTINGS.items() if k != 'dtype')}, dtype=np.float64)\n" + WORKER
+    settings = ", ".join(f"{k}={v!r}" for k, v in SETTINGS.items() if k != "dtype")
+    script = f"CONFIG = {CONFIG!r}\nimport numpy as np\nSETTINGS = dict({settings}, dtype=np.float64)\n" + WORKER
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT), "SGTHEORY_JAX_CACHE": "off"}
     env.pop("XLA_FLAGS", None)  # one CPU device per process
     port = _free_port()

@@ -12,14 +12,14 @@
 from sgtheory.nets import methods
 from sgtheory.nets.checkpoint import Checkpoint, activations, load_checkpoint, save_checkpoint
 from sgtheory.nets.mlp import ACTIVATIONS, MAX_DEPTH, MLPConfig, forward, forward_with_state, init_bn_state, init_mlp
-from sgtheory.nets.population import PopulationResult, mean_sd, train_population
+from sgtheory.nets.population import PopulationResult, mean_sd, paired_difference, train_population
 from sgtheory.nets.population_io import load_population, read_population, save_population
 from sgtheory.nets.tape import Tape, record
 from sgtheory.nets.train import OPTIMIZERS, TrainResult, train
 
 __all__ = [
     "ACTIVATIONS", "MAX_DEPTH", "OPTIMIZERS", "Checkpoint", "MLPConfig", "PopulationResult", "Tape", "TrainResult",
-    "activations", "forward", "forward_with_state", "init_bn_state", "init_mlp", "load_checkpoint", "load_population",
-    "mean_sd", "methods", "read_population", "record", "save_checkpoint", "save_population", "train",
-    "train_population",
+    "activations", "forward", "forward_with_state", "init_bn_state", "init_mlp", "load_checkpoint",
+    "load_population", "mean_sd", "methods", "paired_difference", "read_population", "record", "save_checkpoint",
+    "save_population", "train", "train_population",
 ]

@@ -88,7 +88,6 @@ def save_checkpoint(directory, result, config: dict | None = None) -> Path:
       The folder.
     """
     from sgtheory import __version__
-
     from sgtheory.nets.population_io import INDEX
 
     folder = ensure_writable_dir(directory)

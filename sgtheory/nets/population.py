@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -92,6 +93,23 @@ def mean_sd(values: Sequence[float]) -> dict:
     mean = float(v.mean()) if v.size else None
     sd = float(v.std(ddof=1)) if v.size > 1 else None
     return {"n": int(v.size), "mean": mean, "sd": sd}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
+    """``a − b`` paired by seed: its mean ± sd over seeds and whether it lies beyond that spread.
+
+    Args:
+      a, b: one final value per seed, in the same seed order (e.g. SG's and BP's test errors).
+
+    Returns:
+      ``{"n", "mean", "sd", "beyond_spread"}`` over the seeds where both are finite; ``beyond_spread`` is
+      ``|mean| > sd`` with at least two seeds (a difference smaller than its own seed-to-seed spread is
+      not counted as an effect), else False.
+    """
+    d = [x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+    out = mean_sd(d)
+    out["beyond_spread"] = bool(out["sd"] is not None and abs(out["mean"]) > out["sd"])
+    return out
 
 
 def _numbers(value, name: str, *, allow_none: bool = False) -> list:
@@ -217,8 +235,9 @@ def _combine(parts, info: dict) -> PopulationResult:
     run_info = {**info, **{k: round(sum(v), 3) for k, v in timing.items()},
                 "steps_per_second": round(steps * len(parts) / max(total, 1e-9), 2),
                 "member_steps_per_second": round(steps * len(status) / max(total, 1e-9), 2),
-                "programs": len(parts), **{k: parts[0][2].info[k] for k in ("backend", "devices", "processes", "padded_members",
-                                                                            "bitwise_options")}}
+                "programs": len(parts),
+                **{k: parts[0][2].info[k] for k in ("backend", "devices", "processes", "padded_members",
+                                                    "bitwise_options")}}
     members = tuple(m for _, sub, _ in parts for m in sub)
     methods = tuple(p.method for p, sub, _ in parts for _ in sub)
     return PopulationResult(tree(lambda s: s.params), tree(lambda s: s.bn),
@@ -226,4 +245,5 @@ def _combine(parts, info: dict) -> PopulationResult:
                             metrics, members, status, parts[0][0].config, methods, run_info)
 
 
-__all__ = ["PopulationResult", "mean_sd", "members_grid", "seed_list", "train_population"]
+__all__ = ["PopulationResult", "mean_sd", "members_grid", "paired_difference", "seed_list",
+           "train_population"]

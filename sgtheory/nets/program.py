@@ -17,8 +17,9 @@ gradient ``∂ℓ/∂h_i`` on a fixed random training batch, and whether every n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -162,7 +163,8 @@ def make_chunk(plan: Plan, length: int) -> Callable:
     def step(carry: State, s, member: Member, data: Data):
         opt, opt_sg = _optimizers(plan, member.hyper)
         epoch, pos = s // steps_per_epoch, s % steps_per_epoch
-        perm = jax.lax.cond(pos == 0, lambda: jax.random.permutation(jax.random.fold_in(member.data_key, epoch), n_train),
+        perm = jax.lax.cond(pos == 0,
+                            lambda: jax.random.permutation(jax.random.fold_in(member.data_key, epoch), n_train),
                             lambda: carry.perm)
         idx = jax.lax.dynamic_slice(perm, (pos * batch,), (batch,))
         tape, bn = record(carry.params, carry.bn, data.x[idx], data.y[idx], config)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +44,9 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
             desc: str = "train", on_checkpoint: Callable | None = None, checkpoint_every: int | None = None) -> Raw:
     """Train ``plan`` for each seed (with ``hyper``'s rates, arrays of the seeds' length when ``batched``).
 
+    ``devices``: the devices to split the members over (batched), or whose first runs the single run
+    (default: every device JAX sees, or its first).
+
     ``on_checkpoint(steps_done, raw)`` is called at the first evaluation at or after each multiple of
     ``checkpoint_every`` steps, with the state so far.
     """
@@ -52,24 +56,31 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
         devs, n_pad = sharding.layout(n, devices)
         mesh = sharding.mesh(devs)
         pad = np.concatenate([np.arange(n), np.zeros(n_pad - n, np.int64)])  # copies of member 0
-        init_args = (np.asarray(seeds, np.uint32)[pad], Hyper(*(np.asarray(h, plan.dtype)[pad] for h in hyper)))
-        state, member = _start(plan, init_args, jax.jit(jax.vmap(partial(init, plan))), ("vmap", n_pad))
+        # the start runs op by op (not jitted): its small programs, mostly random-number generation, are
+        # kept by JAX for the whole process, so later runs with the same shapes (any method) skip compiling
+        local = devs[0] if devs[0].process_index == jax.process_index() else jax.local_devices()[0]
+        with jax.default_device(local):
+            state, member = jax.vmap(partial(init, plan))(np.asarray(seeds, np.uint32)[pad],
+                                                           Hyper(*(np.asarray(h, plan.dtype)[pad] for h in hyper)))
+        shared = _shared(plan, state, member, data)
+        state = jax.tree_util.tree_map(lambda a, ax: a[0] if ax is None else a, state, shared)
         if mesh is not None:
-            state, member = sharding.put(jax.device_get((state, member)), mesh, True)
-        data_dev, put_start = sharding.put(data, mesh, False), partial(sharding.put, mesh_=mesh, batched_=False)
+            state, member = sharding.put(jax.device_get(state), mesh, shared), sharding.put(member, mesh, 0)
+        data_dev, put_start = sharding.put(data, mesh, None), partial(sharding.put, mesh_=mesh, axes=None)
 
         def build(k):
-            return sharding.batched(make_chunk(plan, k), mesh, (True, True, False, False))
+            return sharding.batched(make_chunk(plan, k), mesh, (shared, 0, None, None), (shared, 0))
     else:
-        devs, n_pad = [jax.devices()[0]], 1
-        init_args = (np.uint32(seeds[0]), Hyper(*(np.asarray(h, plan.dtype) for h in hyper)))
-        state, member = _start(plan, init_args, jax.jit(partial(init, plan)), ("one",))
-        data_dev, put_start = jax.tree_util.tree_map(jnp.asarray, data), jnp.asarray
+        devs, n_pad = [devices[0] if devices else jax.devices()[0]], 1
+        with jax.default_device(devs[0]):  # op by op, as above
+            state, member = init(plan, np.uint32(seeds[0]), Hyper(*(jnp.asarray(h, plan.dtype) for h in hyper)))
+        data_dev, put_start = jax.device_put(data, devs[0]), partial(jax.device_put, device=devs[0])
 
         def build(k):
             return jax.jit(make_chunk(plan, k))
 
     platform = devs[0].platform
+    sharding.synchronise("sgtheory.nets: before compiling")
     args = (state, member, data_dev, put_start(np.int32(0)))
     signature = (batched, tuple(d.id for d in devs), n_pad, platform,
                  tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(data)))
@@ -79,9 +90,9 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
             build(k), *args, platform=platform))
     compile_s = time.perf_counter() - t0
 
-    def host(tree):
+    def host(tree):  # shared counters are scalars; everything else loses the padded members
         out = sharding.to_host(tree)
-        return jax.tree_util.tree_map(lambda a: a[:n], out) if batched else out
+        return jax.tree_util.tree_map(lambda a: a[:n] if a.ndim else a, out) if batched else out
 
     rows, steps, train_s, done, next_ckpt = [], [], 0.0, 0, checkpoint_every
     with progress(plan.steps, desc=desc, enabled=show_progress, unit="step") as bar:
@@ -104,6 +115,22 @@ def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devic
             "backend": platform, "devices": len(devs), "padded_members": n_pad - n,
             "processes": jax.process_count(), "bitwise_options": applied}
     return Raw(host(state), host(member), _stack(rows, steps, batched), info)
+
+
+def _shared(plan: Plan, state, member, data):
+    """The state's axes: its step counters and common keys shared (:func:`sharding.shared_counters`), else
+    its counters only, else nothing when a counter turns out to differ between members (e.g. an optimiser
+    that counts skipped steps)."""
+    host = jax.device_get(state)
+    for shared in (sharding.shared_counters(host), sharding.shared_counters(host, keys=False)):
+        one = jax.tree_util.tree_map(lambda a, ax: a[0] if ax is None else a, state, shared)
+        chunk = jax.vmap(make_chunk(plan, plan.lengths[0]), in_axes=(shared, 0, None, None), out_axes=(shared, 0))
+        try:
+            jax.eval_shape(chunk, one, member, data, np.int32(0))
+            return shared
+        except ValueError:  # vmap: a shared output depends on a member
+            continue
+    return jax.tree_util.tree_map(lambda _: 0, state)
 
 
 _CACHE: OrderedDict = OrderedDict()
@@ -132,13 +159,6 @@ def _compiled(plan: Plan, length: int, signature: tuple, compile_):
             _CACHE.popitem(last=False)
     _CACHE.move_to_end(key)
     return _CACHE[key]
-
-
-def _start(plan: Plan, args, jitted, tag: tuple):
-    """The initial state and member constants: ``jitted(*args)``, its compiled program kept for equal plans
-    (compiling the random initialisation costs more than running it)."""
-    program, _ = _compiled(plan, "init", tag, lambda: (jitted.lower(*args).compile(), False))
-    return program(*args)
 
 
 def _stack(rows, steps, batched: bool) -> dict:

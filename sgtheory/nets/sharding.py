@@ -8,10 +8,11 @@ command asks for), several GPUs, and, when the user started JAX's multi-process 
 (``jax.distributed.initialize()``), the devices of every process. A population that does not divide
 evenly is padded with copies of its first member, whose results are dropped.
 
-Programs are compiled with one XLA CPU option, :data:`CPU_OPTIONS`: without it XLA hands some
-reductions (the batch means of the bias gradients) to a library kernel when they are batched and sums
-them in its own order when they are not, so a member would differ from the same run alone in the
-last bits. With it, every member is bit-identical to the run alone (tested, float64 and float32).
+Two things keep every member bit-identical to the same run alone on the CPU (tested in float64):
+programs are compiled with one XLA CPU option, :data:`CPU_OPTIONS` (without it XLA hands some batched
+reductions, the batch means of the bias gradients, to a library kernel that sums in its own order), and
+the step counters stay one shared scalar (:func:`shared_counters`), so that XLA rewrites Adam's bias
+correction the same way in both programs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 AXIS = "members"
 #: XLA options for CPU programs: no YNNPACK fusions (same summation order batched and alone).
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_disable_hlo_passes": "algsimp"}
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def layout(n_members: int, devices=None) -> tuple[list, int]:
@@ -54,16 +55,38 @@ def _shard_map(fn, mesh_, in_specs, out_specs):
     return shard_map(fn, mesh=mesh_, in_specs=in_specs, out_specs=out_specs, check_rep=False)
 
 
-def batched(fn, mesh_, batched_args: tuple[bool, ...]):
-    """``fn`` vmapped over the leading axis of the arguments flagged in ``batched_args`` (others shared),
-    split over ``mesh_`` when given; jitted, not yet compiled."""
-    in_axes = tuple(0 if b else None for b in batched_args)
-    vfn = jax.vmap(fn, in_axes=in_axes)
+def batched(fn, mesh_, in_axes: tuple, out_axes):
+    """``fn`` vmapped with ``in_axes`` / ``out_axes`` (per argument, or per leaf: 0 for the member axis, None
+    for a value every member shares), split over ``mesh_`` when given; jitted, not yet compiled."""
+    vfn = jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
     if mesh_ is None:
         return jax.jit(vfn)
+    return jax.jit(_shard_map(vfn, mesh_, _specs(in_axes), _specs(out_axes)))
+
+
+def _specs(axes):
     P = jax.sharding.PartitionSpec
-    specs = tuple(P(AXIS) if b else P() for b in batched_args)
-    return jax.jit(_shard_map(vfn, mesh_, specs, P(AXIS)))
+    return jax.tree_util.tree_map(lambda a: P() if a is None else P(AXIS), axes, is_leaf=lambda a: a is None)
+
+
+def shared_counters(state, *, keys: bool = True):
+    """Axes for a batched state: None (one value shared by every member) for its step counters, 0 for the rest.
+
+    Step counters are the integer scalars of a training state (optax's ``count``, schedules, the
+    asynchronous-update wrapper), the same in every member since all members step together; with ``keys``,
+    small integer arrays equal in every member (a random key an optimiser factory closed over) count too.
+    Kept as one shared value, a counter-derived term (Adam's bias correction) is a scalar in the population's
+    program as in a single run's, and XLA simplifies both programs the same way.
+    """
+    def axis(a):
+        a = np.asarray(a)
+        if not np.issubdtype(a.dtype, np.integer):
+            return 0
+        if a.ndim == 1 or (keys and a.ndim == 2 and a.shape[1] <= 4 and bool(np.all(a == a[:1]))):
+            return None
+        return 0
+
+    return jax.tree_util.tree_map(axis, state)
 
 
 def compile_for(jitted, *args, platform: str):
@@ -81,21 +104,37 @@ def compile_for(jitted, *args, platform: str):
     return lowered.compile(), False
 
 
-def put(tree, mesh_, batched_: bool):
-    """Host arrays as global arrays on ``mesh_``: split along the members axis, or replicated.
+def put(tree, mesh_, axes):
+    """Host arrays as global arrays on ``mesh_``: split along the members axis (axis 0) or replicated (None).
 
-    Works in every process of a multi-process run (each provides the shards of its own devices).
+    ``axes``: 0 or None for the whole tree, or a tree of them. Works in every process of a multi-process run
+    (each provides the shards of its own devices).
     """
     if mesh_ is None:
         return tree
     P = jax.sharding.PartitionSpec
-    sharding = jax.sharding.NamedSharding(mesh_, P(AXIS) if batched_ else P())
 
-    def one(x):
+    def one(x, axis):
         host = np.asarray(x)
+        sharding = jax.sharding.NamedSharding(mesh_, P() if axis is None else P(AXIS))
         return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 
-    return jax.tree_util.tree_map(one, tree)
+    if axes is None or axes == 0:
+        return jax.tree_util.tree_map(lambda x: one(x, axes), tree)
+    return jax.tree_util.tree_map(one, tree, axes)
+
+
+def synchronise(tag: str) -> None:
+    """Wait for every process of a multi-process run (no-op in one process).
+
+    The first cross-process collective also sets up the CPU collectives' context, which waits only a
+    short while for the other processes: calling this before the long compilation keeps the processes
+    in step when one of them compiles more slowly.
+    """
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(tag)
 
 
 def to_host(tree):
@@ -107,4 +146,5 @@ def to_host(tree):
     return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
 
 
-__all__ = ["AXIS", "CPU_OPTIONS", "batched", "compile_for", "layout", "mesh", "put", "to_host"]
+__all__ = ["AXIS", "CPU_OPTIONS", "batched", "compile_for", "layout", "mesh", "put", "shared_counters",
+           "synchronise", "to_host"]

@@ -20,7 +20,8 @@ from sgtheory.errors import InputError
 from sgtheory.nets import memory
 from sgtheory.nets.methods import Method, MethodState, get
 from sgtheory.nets.mlp import MLPConfig
-from sgtheory.nets.program import OPTIMIZERS, SCHEDULES, Hyper, Plan, optimizer as _optimizer
+from sgtheory.nets.program import OPTIMIZERS, SCHEDULES, Hyper, Plan
+from sgtheory.nets.program import optimizer as _optimizer
 from sgtheory.nets.runner import Raw, data_arrays, execute
 from sgtheory.validate import SEED_LIMIT, choice, int_in_range, positive
 from sgtheory.validate import seed as _seed
@@ -131,7 +132,7 @@ def settings_info(p: Plan, data: Dataset) -> dict:
 
 def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
           optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, schedule: str = "constant",
-          eval_every: int = 500, seed: int = 0, dtype=jnp.float32, show_progress: bool | None = None,
+          eval_every: int = 500, seed: int = 0, dtype=jnp.float32, device=None, show_progress: bool | None = None,
           checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
     """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
 
@@ -140,6 +141,7 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
       lr: the net's learning rate; sg_lr: the method's learned state's (default ``lr``); both > 0.
       seed: 0 .. 2**32 - 1; everything random derives from ``jax.random.PRNGKey(seed)`` (init, method
         state, minibatch order, probe batch), so the same arguments give the same numbers.
+      device: the device to train on (default: the first device JAX sees).
       show_progress: a progress bar (None: only on a terminal).
       checkpoint_dir, checkpoint_every: (over)write a checkpoint in ``checkpoint_dir`` at the first
         evaluation at or after each multiple of ``checkpoint_every`` steps (a positive integer).
@@ -154,10 +156,10 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     seed = seed_value(seed)
     save = checkpointer(checkpoint_dir, checkpoint_every)
     arrays = data_arrays(data, config.n_out, p.dtype)
-    memory.check_fits(p, n_members=1, n_test=arrays.x_test.shape[0], data_bytes=_nbytes(arrays),
-                      devices=jax.devices()[:1])
+    devices = [device] if device is not None else jax.devices()[:1]
+    memory.check_fits(p, n_members=1, n_test=arrays.x_test.shape[0], data_bytes=_nbytes(arrays), devices=devices)
     info = {**settings_info(p, data), "lr": rates[0], "sg_lr": rates[1], "seed": seed}
-    raw = execute(p, arrays, [seed], Hyper(*rates), batched=False, show_progress=show_progress,
+    raw = execute(p, arrays, [seed], Hyper(*rates), batched=False, devices=devices, show_progress=show_progress,
                   desc=f"train {p.method.name}", checkpoint_every=checkpoint_every,
                   on_checkpoint=None if save is None else lambda _, r: save(result(p, r, info)))
     return result(p, raw, {**info, **raw.info})
