@@ -157,3 +157,16 @@ def test_mean_sd():
 
     assert mean_sd([1.0, 3.0, math.nan]) == {"n": 2, "mean": 2.0, "sd": pytest.approx(math.sqrt(2))}
     assert mean_sd([]) == {"n": 0, "mean": None, "sd": None}
+
+
+def test_quick_benchmarks_never_overwrite_full_results():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    for name in ("population_throughput", "train_throughput"):
+        spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert Path(mod.parse(["--quick"]).out).name == f"{name}_quick.json"
+        assert Path(mod.parse([]).out).name == f"{name}.json"

@@ -87,8 +87,15 @@ class PopulationResult(NamedTuple):
 
 
 def mean_sd(values: Sequence[float]) -> dict:
-    """``{"n", "mean", "sd"}`` of finite ``values``: ``sd`` is the sample standard deviation (ddof 1),
-    None with fewer than two values; ``mean`` None when there is none."""
+    """Mean and sample standard deviation of the finite ``values`` (NaN/inf, e.g. diverged runs, left out).
+
+    Args:
+      values: numbers, one per seed.
+
+    Returns:
+      ``{"n", "mean", "sd"}``: ``sd`` with ddof 1, None with fewer than two values; ``mean`` None when there
+      is no finite value.
+    """
     v = np.asarray([x for x in values if math.isfinite(x)], float)
     mean = float(v.mean()) if v.size else None
     sd = float(v.std(ddof=1)) if v.size > 1 else None

@@ -61,7 +61,14 @@ def save_population(directory, result, config: dict | None = None) -> Path:
 
 
 def read_population(directory) -> dict:
-    """The index of a population folder, checked (format, version, member list)."""
+    """The index of a population folder, checked (format, version, member list).
+
+    Args:
+      directory: a folder written by :func:`save_population`.
+
+    Returns:
+      The index (``members``: per member its settings, ``status`` and ``folder``; ``groups``: mean ± sd).
+    """
     path = Path(directory) / INDEX
     index = read_json(path, what="population index")
     if not isinstance(index, dict) or index.get("format") != FORMAT:
@@ -78,7 +85,14 @@ def read_population(directory) -> dict:
 
 
 def load_population(directory) -> list:
-    """Every member's :class:`sgtheory.nets.Checkpoint`, in member order (each validated)."""
+    """Every member's checkpoint, in member order (each validated as :func:`sgtheory.nets.load_checkpoint` does).
+
+    Args:
+      directory: a folder written by :func:`save_population`.
+
+    Returns:
+      A list of :class:`sgtheory.nets.Checkpoint`; a diverged member raises :class:`sgtheory.InputError`.
+    """
     from sgtheory.nets.checkpoint import load_checkpoint
 
     return [load_checkpoint(directory, member=i) for i in range(len(read_population(directory)["members"]))]
