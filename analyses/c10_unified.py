@@ -4,42 +4,47 @@ Czarnecki et al. (2017, §5) cast backprop, Feedback Alignment, Direct Feedback 
 particular synthetic gradients for layer i: fixed or learned, conditioned on the label or on the output
 error, with different locking properties; only a learned label-conditioned SG is update-unlocked.
 This script writes the table generated from the methods' own declarations
-(:func:`sgtheory.nets.methods.unified_table`) and trains the same net with every method
-(:func:`sgtheory.nets.train`, same seed, data order and initialisation), recording the test error
-and each layer's cosine between the method's signal and the true gradient.
+(:func:`sgtheory.nets.methods.unified_table`) and trains the same net with every method, each as a
+population over ``--seeds`` seeds in one program (:func:`sgtheory.nets.train_population`; seed s gives
+every method the same initialisation and data order), recording the test error and each layer's cosine
+between the method's signal and the true gradient: mean ± sd over seeds.
 
-Outputs in ``--out``: ``c10_unified.png`` (test error curves and final errors), ``c10_cosine.png``
-(signal/gradient cosine per layer at the end), ``c10_unified.md`` (both tables).
+Outputs in ``--out``: ``c10_unified.png`` (test error curves with ± sd bands and final errors),
+``c10_cosine.png`` (signal/gradient cosine per layer at the end), ``c10_unified.md`` (both tables).
 
-    python analyses/c10_unified.py --quick
+    python analyses/c10_unified.py --quick     # 4x128, 300 steps, 2 seeds
     python analyses/c10_unified.py --dataset fashion-mnist --steps 6000 --out runs/c10_fashion
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
+from sgtheory.repro import analysis_main, guard_script
 
-from sgtheory.repro import analysis_main
+guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from sgtheory.settings import TRAINING, Setting  # noqa: E402
 
 NAME = "c10_unified"
 
 
-def add_arguments(p):
-    p.add_argument("--dataset", default="mnist5k", help="data set (default mnist5k)")
-    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
-    p.add_argument("--methods", default=None, help="comma-separated methods (default: all)")
-    p.add_argument("--depth", type=int, default=4, help="hidden layers (default 4)")
-    p.add_argument("--width", type=int, default=None, help="units per hidden layer (default 256; quick 128)")
-    p.add_argument("--activation", default="relu", help="relu, sigmoid or tanh (default relu)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per method (default 3000; quick 300)")
-    p.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--lr-decay", action="store_true",
-                   help="divide the rate by 10 at 60%% and 80%% of the steps (DNI's schedule, scaled)")
-    p.add_argument("--evals", type=int, default=10, help="evaluations along each run (default 10)")
+def _methods():
+    from sgtheory.nets.methods import METHODS
+
+    return METHODS
+
+
+SETTINGS = (
+    *TRAINING.pick("dataset", "data_root", "depth", "activation", "batch_size", "lr", width=(256, 128),
+                   steps=(3000, 300), evals=10, seeds=(3, 2)),
+    Setting("methods", "strs", full=None, optional=True, choices=_methods, help="methods to train (none: all)"),
+    Setting("lr_decay", "flag", full=False, help="divide the rate by 10 at 60% and 80% of the steps (DNI's schedule)"),
+)
 
 
 def compute(args):
@@ -48,82 +53,124 @@ def compute(args):
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
     from sgtheory.nets.async_updates import step_decay
-    from sgtheory.validate import int_in_range
 
-    steps = args.steps or (300 if args.quick else 3000)
-    width = args.width or (128 if args.quick else 256)
-    names = [m.strip() for m in args.methods.split(",")] if args.methods else list(M.METHODS)
-    for m in names:
-        M.get(m)  # unknown names fail before any training
+    names = list(args.methods or M.METHODS)
     ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
-    config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, args.depth, width, args.activation, False)
-    eval_every = max(1, steps // int_in_range(args.evals, "evals", 1))
-    common = dict(steps=steps, batch_size=args.batch_size, lr=args.lr, eval_every=eval_every, seed=args.seed)
+    config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, args.depth, args.width, args.activation, False)
+    steps = args.steps
+    common = dict(steps=steps, batch_size=args.batch_size, lr=args.lr, eval_every=max(1, steps // args.evals),
+                  seeds=list(range(args.seed, args.seed + args.seeds)), show_progress=False)
     if args.lr_decay:
-        runs = [nets.train(ds, config, m, optimizer=lambda r: optax.adam(step_decay(r, steps)), **common)
-                for m in names]
-    else:
-        runs = [nets.train(ds, config, m, **common) for m in names]
-    metrics = [r.metrics for r in runs]
-    arrays = {"step": metrics[0]["step"],
-              **{k: np.stack([m[k] for m in metrics]) for k in ("test_error", "train_loss", "sg_loss", "cosine")}}
+        common["optimizer"] = lambda r: optax.adam(step_decay(r, steps))
+    runs = [nets.train_population(ds, config, m, **common) for m in names]
+    arrays = {"step": runs[0].metrics["step"],
+              **{k: np.stack([r.metrics[k] for r in runs]) for k in ("test_error", "train_loss", "sg_loss", "cosine")},
+              "diverged": np.array([[s != "ok" for s in r.status] for r in runs])}
     meta = {"methods": names, "table": M.unified_table("markdown"), "config": config.to_dict(),
             "dataset": ds.name, "steps": steps, "batch_size": args.batch_size, "optimizer": "adam", "lr": args.lr,
+            "seeds": common["seeds"],
             "schedule": "x0.1 at 60% and 80% of the steps" if args.lr_decay else "constant",
-            "steps_per_second": [r.info["steps_per_second"] for r in runs],
+            "member_steps_per_second": [r.info["member_steps_per_second"] for r in runs],
             "backend": runs[0].info["backend"]}
     return arrays, meta
 
 
+def _final(arrays, key):
+    """Per method: the final value of ``key`` for each seed that did not diverge."""
+    return [[float(v) for v, bad in zip(vals[:, -1], div) if not bad]
+            for vals, div in zip(arrays[key], arrays["diverged"])]
+
+
+def _pm(values, fmt=".4f") -> str:
+    from sgtheory.nets import mean_sd
+
+    s = mean_sd(values)
+    if s["mean"] is None:
+        return "diverged"
+    return f"{s['mean']:{fmt}}" + (f" ± {s['sd']:{fmt}}" if s["sd"] is not None else "")
+
+
 def results_table(arrays, meta) -> str:
-    lines = ["| method | test error | train loss | mean cosine to true gradient (layers 1..D) | steps/s |",
+    lines = ["| method | test error | train loss | mean cosine to true gradient (layers 1..D) | diverged seeds |",
              "|---|---|---|---|---|"]
+    err, loss = _final(arrays, "test_error"), _final(arrays, "train_loss")
     for i, m in enumerate(meta["methods"]):
-        cos = arrays["cosine"][i, -1]
-        lines.append(f"| `{m}` | {arrays['test_error'][i, -1]:.4f} | {arrays['train_loss'][i, -1]:.4f} | "
-                     f"{np.mean(cos):.3f} ({', '.join(f'{c:.2f}' for c in cos)}) | {meta['steps_per_second'][i]:.0f} |")
+        ok = ~arrays["diverged"][i]
+        cos = arrays["cosine"][i, ok, -1]  # (seeds, D)
+        per_layer = ", ".join(f"{c:.2f}" for c in cos.mean(axis=0)) if ok.any() else "—"
+        mean_cos = _pm(list(cos.mean(axis=1)), ".3f") if ok.any() else "—"
+        lines.append(f"| `{m}` | {_pm(err[i])} | {_pm(loss[i])} | {mean_cos} ({per_layer}) | "
+                     f"{int((~ok).sum())} of {ok.size} |")
     return "\n".join(lines)
+
+
+def _band(ax, x, runs, **kw):
+    """Mean over the seeds (rows of ``runs``, NaN rows skipped) with a ± sd band."""
+    mean, sd = np.nanmean(runs, axis=0), np.nanstd(runs, axis=0, ddof=1) if len(runs) > 1 else 0 * runs[0]
+    (line,) = ax.plot(x, mean, **kw)
+    ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
+    return line
 
 
 def plot(arrays, meta, out: Path):
     from sgtheory.io import savefig, write_text
+    from sgtheory.nets import mean_sd
     from sgtheory.plotting import figure
 
-    names, err, step = meta["methods"], arrays["test_error"], arrays["step"]
-    cfg = meta["config"]
-    title = (f"{meta['dataset']}, {cfg['depth']}×{cfg['width']} {cfg['activation']}, "
-             f"{meta['steps']} steps")
+    names, step = meta["methods"], arrays["step"]
+    err = np.where(arrays["diverged"][:, :, None], np.nan, arrays["test_error"])
+    cfg, n_seeds = meta["config"], len(meta["seeds"])
+    title = f"{meta['dataset']}, {cfg['depth']}×{cfg['width']} {cfg['activation']}, {meta['steps']} steps"
+    finals = _final(arrays, "test_error")
+    stats = [mean_sd(f) for f in finals]
     with figure(1, 2, figsize=(9.5, 3.6)) as (fig, (ax1, ax2)):
         for i, m in enumerate(names):
-            ax1.plot(step, err[i], label=m)
-        ax1.set(xlabel="step", ylabel="test error", yscale="log", title=title)
+            _band(ax1, step, err[i], label=m)
+        ax1.set(xlabel="step", ylabel="test error", yscale="log", title=f"{title}; mean ± sd over {n_seeds} seeds")
         ax1.legend(ncol=2)
-        ax2.barh(names, err[:, -1], color=[f"C{i % 8}" for i in range(len(names))])
+        means = [s["mean"] if s["mean"] is not None else np.nan for s in stats]
+        sds = [s["sd"] or 0.0 for s in stats]
+        ax2.barh(names, means, xerr=sds, color=[f"C{i % 8}" for i in range(len(names))], capsize=3)
         ax2.invert_yaxis()
-        ax2.set(xlabel="final test error", title="same net, seed and data order")
-        for i, v in enumerate(err[:, -1]):
-            ax2.text(v, i, f" {v:.3f}", va="center", fontsize=7)
+        ax2.set(xlabel="final test error", title=f"seeds {meta['seeds'][0]}..{meta['seeds'][-1]}, same per method")
+        for i, v in enumerate(means):
+            ax2.text(0 if np.isnan(v) else v, i, " diverged" if np.isnan(v) else f" {v:.3f}", va="center", fontsize=7)
         savefig(fig, out / f"{NAME}.png")
-    cos = arrays["cosine"][:, -1, :]
     with figure(figsize=(5.0, 3.6)) as (fig, ax):
+        layers = np.arange(1, arrays["cosine"].shape[-1] + 1)
         for i, m in enumerate(names):
-            ax.plot(np.arange(1, cos.shape[1] + 1), cos[i], marker="o", label=m)
+            cos = arrays["cosine"][i, ~arrays["diverged"][i], -1]
+            if len(cos):
+                _band(ax, layers, cos, marker="o", label=m)
         ax.set(xlabel="hidden layer i", ylabel="cos(signal, ∂ℓ/∂h_i)", ylim=(-1.05, 1.05),
-               title="signal vs true gradient at the end")
+               title=f"signal vs true gradient at the end (± sd, {n_seeds} seeds)")
         ax.legend(ncol=2, fontsize=7)
         savefig(fig, out / "c10_cosine.png")
     text = (f"# C10: the unified view\n\n## Properties (generated from the method declarations)\n\n{meta['table']}\n\n"
-            f"## One run per method: {title}, batch {meta['batch_size']}, Adam lr {meta['lr']} "
-            f"({meta.get('schedule', 'constant')}), "
-            f"seed {meta['seed']}\n\n{results_table(arrays, meta)}\n")
+            f"## Every method: {title}, batch {meta['batch_size']}, Adam lr {meta['lr']} "
+            f"({meta.get('schedule', 'constant')}), mean ± sd over seeds {meta['seeds']}\n\n"
+            f"{results_table(arrays, meta)}\n")
     write_text(out / f"{NAME}.md", text)
-    final = {m: round(float(err[i, -1]), 4) for i, m in enumerate(names)}
-    return {"dataset": meta["dataset"], "steps": meta["steps"], "test_error": final,
-            "best": min(final, key=final.get)}
+    final = {m: None if s["mean"] is None else round(s["mean"], 4) for m, s in zip(names, stats)}
+    ranked = [m for m in names if final[m] is not None]
+    best = min(ranked, key=final.get) if ranked else None
+    from sgtheory.nets import paired_difference
+
+    vs_bp = {}
+    if "bp" in names:
+        bp = arrays["test_error"][names.index("bp"), :, -1]
+        for i, m in enumerate(names):
+            if m != "bp":
+                d = paired_difference(arrays["test_error"][i, :, -1], bp)
+                vs_bp[m] = {"minus_bp": None if d["mean"] is None else round(d["mean"], 4),
+                            "sd": None if d["sd"] is None else round(d["sd"], 4), "beyond_spread": d["beyond_spread"]}
+    return {"dataset": meta["dataset"], "steps": meta["steps"], "seeds": n_seeds, "test_error": final,
+            "test_error_sd": {m: None if s["sd"] is None else round(s["sd"], 4) for m, s in zip(names, stats)},
+            "test_error_minus_bp": vs_bp, "best": best}
 
 
 def main(argv=None) -> int:
-    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -7,39 +7,39 @@ rate 3e-5, divided by 10 at 300k and 400k steps, 500k steps, batch 256, SG loss 
 unknown to us; the expected ordering (likely): cDNI close to BP, DNI worse as depth grows.
 
 Here: ``bp``; DNI = ``sg-every`` with an MLP module (``--sg-hidden`` units × 2); cDNI = ``csg-every``
-with a linear module; all trained by :func:`sgtheory.nets.train` (SG loss weight 1: one optimiser on the
-sum of the net's and the modules' losses). ``--steps S`` scales the schedule: the rate drops ×0.1 at
-0.6·S and 0.8·S (300k and 400k of 500k). Depths: numbers of hidden layers, default 3–6 (our choice).
+with a linear module; each trained as a population over ``--seeds`` seeds in one program
+(:func:`sgtheory.nets.train_population`; seed s: the same initialisation and data order for every method).
+``--steps S`` scales the schedule: the rate drops ×0.1 at 0.6·S and 0.8·S (300k and 400k of 500k).
+Depths: numbers of hidden layers, default 3–6 (our choice). Curves and the final table: mean ± sd over seeds.
 
-    python analyses/dni_feedforward.py --quick   # depths 3, 6; 400 steps; lr 1e-3 (not the paper's 3e-5); SG hidden 256
-    python analyses/dni_feedforward.py           # the paper's settings on mnist5k: 500k steps per run (GPU)
+    python analyses/dni_feedforward.py --quick   # depths 3, 6; 400 steps; lr 1e-3 (not 3e-5); SG hidden 256; 2 seeds
+    python analyses/dni_feedforward.py           # the paper's settings on mnist5k: 500k steps per run (GPU); 3 seeds
     python analyses/dni_feedforward.py --steps 20000 --lr 3e-4   # a scaled-down budget
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
+from sgtheory.repro import analysis_main, guard_script
 
-from sgtheory.repro import analysis_main
+guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from sgtheory.settings import TRAINING, Setting  # noqa: E402
 
 NAME = "dni_feedforward"
 LABELS = {"bp": "BP", "sg-every": "DNI", "csg-every": "cDNI"}
 
-
-def add_arguments(p):
-    p.add_argument("--depths", default=None, help="comma-separated hidden-layer counts (default 3,4,5,6; quick 3,6)")
-    p.add_argument("--steps", type=int, default=None, help="steps per run; the schedule scales with it "
-                   "(default 500000, the paper's; quick 400)")
-    p.add_argument("--lr", type=float, default=None, help="initial Adam rate (default 3e-5, the paper's; quick 1e-3)")
-    p.add_argument("--batch-size", type=int, default=256, help="minibatch size (default 256, the paper's)")
-    p.add_argument("--width", type=int, default=256, help="units per hidden layer (default 256, the paper's)")
-    p.add_argument("--sg-hidden", type=int, default=None, help="DNI module hidden units (default 1024; quick 256)")
-    p.add_argument("--evals", type=int, default=20, help="evaluations along each run (default 20)")
-    p.add_argument("--dataset", default="mnist5k", help="data set (default mnist5k; mnist with --data-root)")
-    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
+SETTINGS = (
+    Setting("depths", "ints", full=(3, 4, 5, 6), quick=(3, 6), lo=1, hi=50, help="hidden-layer counts"),
+    *TRAINING.pick("dataset", "data_root", steps=(500_000, 400), lr=(3e-5, 1e-3), batch_size=256, width=256,
+                   evals=20, seeds=(3, 2)),
+    Setting("sg_hidden", "int", full=1024, quick=256, lo=1, hi=65536, help="DNI module hidden units"),
+)
 
 
 def compute(args):
@@ -48,70 +48,94 @@ def compute(args):
     from sgtheory import data, nets
     from sgtheory.nets import methods as M
     from sgtheory.nets.async_updates import step_decay
-    from sgtheory.validate import int_in_range, positive
 
-    depths = [int_in_range(d.strip(), "depth", 1, 50)
-              for d in (args.depths or ("3,6" if args.quick else "3,4,5,6")).split(",") if d.strip()]
-    steps = int_in_range(args.steps or (400 if args.quick else 500_000), "steps", 1)
-    lr = positive(args.lr or (1e-3 if args.quick else 3e-5), "lr")
-    hidden = args.sg_hidden or (256 if args.quick else 1024)
-    eval_every = max(1, steps // int_in_range(args.evals, "evals", 1))
+    steps, depths, hidden = args.steps, list(args.depths), args.sg_hidden
+    eval_every = max(1, steps // args.evals)
+    seeds = list(range(args.seed, args.seed + args.seeds))
     methods = {"bp": M.get("bp"), "sg-every": M.get("sg-every", module="mlp", hidden=hidden),
                "csg-every": M.get("csg-every", module="linear")}
     ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
-    err, loss, sg_loss, sps = [], [], [], []
+    out = {k: [] for k in ("test_error", "train_loss", "sg_loss", "diverged", "member_steps_per_second")}
     for depth in depths:
         config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, args.width, "relu", True)
-        runs = [nets.train(ds, config, m, optimizer=lambda r: optax.adam(step_decay(r, steps)), lr=lr, steps=steps,
-                           batch_size=args.batch_size, eval_every=eval_every, seed=args.seed)
-                for m in methods.values()]
-        err.append([r.metrics["test_error"] for r in runs])
-        loss.append([r.metrics["train_loss"] for r in runs])
-        sg_loss.append([r.metrics["sg_loss"] for r in runs])
-        sps.append([r.info["steps_per_second"] for r in runs])
-    arrays = {"step": runs[0].metrics["step"], "test_error": np.array(err), "train_loss": np.array(loss),
-              "sg_loss": np.array(sg_loss), "steps_per_second": np.array(sps)}
-    meta = {"depths": depths, "methods": list(methods), "labels": [LABELS[m] for m in methods],
-            "steps": steps, "lr": lr, "schedule": f"x0.1 at steps {int(0.6 * steps)} and {int(0.8 * steps)}",
+        runs = [nets.train_population(ds, config, m, optimizer=lambda r: optax.adam(step_decay(r, steps)),
+                                      lr=args.lr, steps=steps, batch_size=args.batch_size, eval_every=eval_every,
+                                      seeds=seeds, show_progress=False) for m in methods.values()]
+        for k in ("test_error", "train_loss", "sg_loss"):
+            out[k].append([r.metrics[k] for r in runs])
+        out["diverged"].append([[s != "ok" for s in r.status] for r in runs])
+        out["member_steps_per_second"].append([r.info["member_steps_per_second"] for r in runs])
+    arrays = {"step": runs[0].metrics["step"], **{k: np.array(v) for k, v in out.items()}}
+    meta = {"depths": depths, "methods": list(methods), "labels": [LABELS[m] for m in methods], "seeds": seeds,
+            "steps": steps, "lr": args.lr, "schedule": f"x0.1 at steps {int(0.6 * steps)} and {int(0.8 * steps)}",
             "batch_size": args.batch_size, "width": args.width, "sg_hidden": hidden, "dataset": ds.name,
-            "paper_settings": (not args.quick and lr == 3e-5 and steps == 500_000 and hidden == 1024
+            "paper_settings": (not args.quick and args.lr == 3e-5 and steps == 500_000 and hidden == 1024
                                and args.batch_size == 256)}
     return arrays, meta
 
 
+def _band(ax, x, runs, **kw):
+    """Mean over seeds (rows) with a ± sd band."""
+    mean = np.nanmean(runs, axis=0)
+    sd = np.nanstd(runs, axis=0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
+    (line,) = ax.plot(x, mean, **kw)
+    ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
+    return mean, sd
+
+
+def _pm(s: dict) -> str:
+    if s["mean"] is None:
+        return "diverged"
+    return f"{100 * s['mean']:.2f}%" + (f" ± {100 * s['sd']:.2f}" if s["sd"] is not None else "")
+
+
 def plot(arrays, meta, out: Path):
     from sgtheory.io import savefig, write_text
+    from sgtheory.nets import mean_sd, paired_difference
     from sgtheory.plotting import figure
 
-    depths, labels, step, err = meta["depths"], meta["labels"], arrays["step"], arrays["test_error"]
+    depths, labels, step = meta["depths"], meta["labels"], arrays["step"]
+    err = np.where(arrays["diverged"][..., None], np.nan, arrays["test_error"])  # (depth, method, seed, eval)
+    n = len(meta["seeds"])
+    final = [[mean_sd(list(err[i, k, :, -1])) for k in range(len(labels))] for i in range(len(depths))]
     with figure(1, len(depths) + 1, figsize=(2.9 * (len(depths) + 1), 3.2), squeeze=False,
                 layout="constrained") as (fig, axes):
         for i, depth in enumerate(depths):
             ax = axes[0, i]
             for k, lab in enumerate(labels):
-                ax.plot(step, err[i, k], color=f"C{k}", label=lab)
+                _band(ax, step, err[i, k], color=f"C{k}", label=lab)
             ax.set(yscale="log", xlabel="step", title=f"{depth} hidden layers", ylabel="test error" if i == 0 else None)
         ax = axes[0, -1]
         for k, lab in enumerate(labels):
-            ax.plot(depths, err[:, k, -1], marker="o", color=f"C{k}", label=lab)
-        ax.set(xlabel="hidden layers", ylabel="final test error", title="final", xticks=depths)
+            mean = np.array([np.nan if f[k]["mean"] is None else f[k]["mean"] for f in final])
+            sd = np.array([f[k]["sd"] or 0.0 for f in final])
+            ax.errorbar(depths, mean, yerr=sd, marker="o", color=f"C{k}", label=lab, capsize=3)
+        ax.set(xlabel="hidden layers", ylabel="final test error", title=f"final (mean ± sd, {n} seeds)", xticks=depths)
         ax.legend()
         fig.suptitle(f"DNI feed-forward protocol on {meta['dataset']}: {meta['width']} units + BN, "
-                     f"batch {meta['batch_size']}, Adam {meta['lr']:g}, {meta['steps']} steps", fontsize=9)
+                     f"batch {meta['batch_size']}, Adam {meta['lr']:g}, {meta['steps']} steps, seeds "
+                     f"{meta['seeds'][0]}..{meta['seeds'][-1]}", fontsize=9)
         savefig(fig, out / f"{NAME}.png")
     rows = ["| hidden layers | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    rows += [f"| {d} | " + " | ".join(f"{100 * err[i, k, -1]:.2f}%" for k in range(len(labels))) + " |"
+    rows += [f"| {d} | " + " | ".join(_pm(final[i][k]) for k in range(len(labels))) + " |"
              for i, d in enumerate(depths)]
-    write_text(out / f"{NAME}.md", f"# DNI feed-forward: final test error ({meta['dataset']}, {meta['steps']} steps, "
-               f"lr {meta['lr']:g} {meta['schedule']})\n\n" + "\n".join(rows) + "\n")
-    final = {str(d): {lab: round(float(err[i, k, -1]), 4) for k, lab in enumerate(labels)} for i, d in enumerate(depths)}
-    gap = err[:, labels.index("cDNI"), -1] - err[:, labels.index("BP"), -1]
-    return {"final_test_error": final, "max_cdni_minus_bp": round(float(np.max(gap)), 4),
+    write_text(out / f"{NAME}.md", f"# DNI feed-forward: final test error, mean ± sd over {n} seeds "
+               f"({meta['dataset']}, {meta['steps']} steps, lr {meta['lr']:g} {meta['schedule']})\n\n"
+               + "\n".join(rows) + "\n")
+    bp, cdni = labels.index("BP"), labels.index("cDNI")
+    gaps = {str(d): paired_difference(list(err[i, cdni, :, -1]), list(err[i, bp, :, -1]))
+            for i, d in enumerate(depths)}
+    r = lambda x: None if x is None else round(x, 4)  # noqa: E731
+    return {"seeds": n,
+            "final_test_error": {str(d): {lab: {"mean": r(final[i][k]["mean"]), "sd": r(final[i][k]["sd"])}
+                                          for k, lab in enumerate(labels)} for i, d in enumerate(depths)},
+            "cdni_minus_bp": {d: {"mean": r(g["mean"]), "sd": r(g["sd"]), "beyond_spread": g["beyond_spread"]}
+                              for d, g in gaps.items()},
             "paper_settings": meta["paper_settings"]}
 
 
 def main(argv=None) -> int:
-    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], settings=SETTINGS)
 
 
 if __name__ == "__main__":

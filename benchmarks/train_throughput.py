@@ -10,7 +10,8 @@ Every backend present is measured in the same run (CPU always, then GPU if JAX s
     python benchmarks/train_throughput.py            # 6×256 ReLU, batch 256, 3 rounds of 1,000 steps
     python benchmarks/train_throughput.py --quick    # 2 rounds of 200 steps
 
-Prints a table and writes ``benchmarks/results/train_throughput.json`` (machine, numbers, command).
+Prints a table and writes ``benchmarks/results/train_throughput.json`` (``train_throughput_quick.json`` with
+``--quick``): machine, numbers, command and date.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--methods", default="bp,csg-every,dfa")
     p.add_argument("--dataset", default="mnist5k")
-    p.add_argument("--out", default=str(RESULTS), help="JSON results file")
+    p.add_argument("--out", default=None, help="JSON results file (default results/train_throughput.json, "
+                   "train_throughput_quick.json with --quick: a quick run never overwrites the full result)")
     args = p.parse_args(argv)
+    args.out = args.out or str(RESULTS.with_name("train_throughput_quick.json") if args.quick else RESULTS)
     args.steps = args.steps or (200 if args.quick else 1000)
     args.rounds = args.rounds or (2 if args.quick else 3)
     return args
@@ -95,7 +98,9 @@ def main(argv=None) -> int:
     for backend, ratio in ratios.items():
         print(f"{backend}: per-step cost csg-every / bp = {ratio:.2f} (target <= 1.5: "
               f"{'met' if ratio <= 1.5 else 'NOT met'})")
-    result = {"benchmark": "train_throughput",
+    import datetime
+
+    result = {"benchmark": "train_throughput", "date": datetime.date.today().isoformat(),
               "command": " ".join(["python benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
               "machine": machine(), "settings": {"depth": args.depth, "width": args.width, "activation": "relu",
                                                  "batchnorm": False, "batch_size": args.batch_size,

@@ -268,6 +268,8 @@ TRAINING = Group((
     Setting("lr", "float", full=1e-3, above=0, help="learning rate"),
     Setting("sg_lr", "float", full=None, above=0, optional=True, help="learning rate of the SG modules (none: --lr)"),
     Setting("evals", "int", full=10, lo=1, help="evaluations along each run"),
+    Setting("seeds", "int", full=1, lo=1, hi=4096,
+            help="population size: seeds --seed .. --seed + N - 1 trained together in one program"),
 ))
 
 __all__ = ["KINDS", "SEED", "SEED_MAX", "Group", "Setting", "TRAINING", "add_settings", "resolve"]

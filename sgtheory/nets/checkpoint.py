@@ -70,15 +70,29 @@ def _unflatten(flat: dict, prefix: str):
     return fix(root)
 
 
+def _finite(x):
+    """A JSON-safe number: None for NaN/inf (never printed as a number)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
 def save_checkpoint(directory, result, config: dict | None = None) -> Path:
     """Write ``DIR/checkpoint.npz`` and ``DIR/checkpoint.json`` (atomically) from a :class:`TrainResult`.
 
-    ``config``: extra JSON-able run settings to record (e.g. the command-line arguments).
-    Returns the folder.
+    Args:
+      directory: the folder (created if needed).
+      result: a :class:`sgtheory.nets.TrainResult` (or one member of a population).
+      config: extra JSON-able run settings to record (e.g. the command-line arguments).
+
+    Returns:
+      The folder.
     """
     from sgtheory import __version__
+    from sgtheory.nets.population_io import INDEX
 
     folder = ensure_writable_dir(directory)
+    if (folder / INDEX).exists():
+        raise InputError(f"checkpoint {folder}: holds a population ({INDEX}); write a single run elsewhere")
     arrays: dict = {}
     _flatten(tuple(result.params), "params", arrays)
     _flatten(tuple(result.bn_state), "bn", arrays)
@@ -88,12 +102,13 @@ def save_checkpoint(directory, result, config: dict | None = None) -> Path:
     m = result.metrics
     summary = {}
     if len(m["step"]):
-        summary = {"steps": int(m["step"][-1]), "test_error": float(m["test_error"][-1]),
-                   "train_loss": float(m["train_loss"][-1]), "sg_loss": float(m["sg_loss"][-1]),
-                   "cosine": [float(c) for c in m["cosine"][-1]]}
+        summary = {"steps": int(m["step"][-1]), "test_error": _finite(m["test_error"][-1]),
+                   "train_loss": _finite(m["train_loss"][-1]), "sg_loss": _finite(m["sg_loss"][-1]),
+                   "cosine": [_finite(c) for c in m["cosine"][-1]]}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgtheory_version": __version__,
             "mlp": result.config.to_dict(), "method": {"name": result.method.name, "options": result.method.options},
-            "training": result.info, "run": config or {}, "summary": summary, "arrays": sorted(arrays)}
+            "training": result.info, "status": result.info.get("status", "ok"), "run": config or {},
+            "summary": summary, "arrays": sorted(arrays)}
     savez(folder / "checkpoint.npz", arrays)
     write_json(folder / "checkpoint.json", meta)
     return folder
@@ -108,39 +123,82 @@ def _paths(path) -> tuple[Path, Path]:
     raise InputError(f"checkpoint {p}: not a checkpoint folder or .npz/.json file")
 
 
-def load_checkpoint(path) -> Checkpoint:
-    """Load a checkpoint from its folder or either of its two files, validating format and arrays."""
-    from sgtheory.nets.methods import MethodState, get
-    from sgtheory.nets.mlp import MLPConfig
+def _member_path(path, member):
+    """The folder of population member ``member`` under ``path``, or ``path`` itself for a single checkpoint."""
+    from sgtheory.nets.population_io import INDEX, member_folder, member_folder_path, read_population
 
-    npz_path, json_path = _paths(path)
+    p = Path(path)
+    population = p.is_dir() and (p / INDEX).is_file() and not (p / "checkpoint.json").exists()
+    if population:
+        if member is None:
+            n = len(read_population(p)["members"])
+            raise InputError(f"checkpoint {p}: a population of {n} members; choose one (member=i, or the "
+                             f"folder {p / member_folder(0)} .. {member_folder(n - 1)})")
+        return member_folder_path(p, member)
+    if member is not None:
+        raise InputError(f"checkpoint {p}: a single run, not a population (no {INDEX}); drop member={member}")
+    return p
+
+
+def load_checkpoint(path, member: int | None = None) -> Checkpoint:
+    """Load a checkpoint from its folder or either of its two files, validating format, types and shapes.
+
+    Args:
+      path: a checkpoint folder, its ``.npz`` or ``.json``, or a population folder (with ``member``).
+      member: the member of a population folder (see :func:`sgtheory.nets.save_population`).
+
+    Returns:
+      A :class:`Checkpoint`. Every problem (missing or corrupt file, another format version, a field of
+      the wrong type, an array of the wrong shape, parameters that are not finite) raises one
+      :class:`sgtheory.InputError` line.
+    """
+    npz_path, json_path = _paths(_member_path(path, member))
     meta = read_json(json_path, what="checkpoint")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"checkpoint {json_path}: not an sgtheory checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(f"checkpoint {json_path}: format version {meta.get('format_version')!r} written by "
                          f"sgtheory {meta.get('sgtheory_version', '?')}; this sgtheory reads version {FORMAT_VERSION}")
+    config, method = _metadata(meta, json_path)
     arrays = load_npz(npz_path, what="checkpoint")
-    missing = [k for k in meta.get("arrays", []) if k not in arrays]
-    if missing or not meta.get("arrays"):
+    missing = [k for k in meta["arrays"] if k not in arrays]
+    if missing or not meta["arrays"]:
         raise InputError(f"checkpoint {npz_path}: missing arrays {', '.join(missing[:5]) or '(none listed)'}"
                          + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    from sgtheory.nets.checkpoint_check import check_arrays
+
+    params, bn, state, metrics = check_arrays(arrays, config, method, npz_path)
+    return Checkpoint(params, bn, state, config, method, metrics, meta)
+
+
+def _metadata(meta: dict, json_path):
+    """The MLP config and the method from the JSON, every field checked for its type."""
+    from sgtheory.nets.methods import get
+    from sgtheory.nets.mlp import MLPConfig
+
+    def need(obj, key, types, where):
+        field = f"{where}{key}" + (" (the net's config)" if key == "mlp" else "")
+        if not isinstance(obj, dict) or key not in obj:
+            raise InputError(f"checkpoint {json_path}: missing field {field}")
+        value = obj[key]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in types)
+            raise InputError(f"checkpoint {json_path}: field {field} should be {names}, got {str(value)[:60]}")
+        return value
+
+    mlp = need(meta, "mlp", (dict,), "")
+    fields = {k: need(mlp, k, (int,), "mlp.") for k in ("n_in", "n_out", "depth", "width")}
+    fields["activation"] = need(mlp, "activation", (str,), "mlp.")
+    fields["batchnorm"] = need(mlp, "batchnorm", (bool,), "mlp.")
+    m = need(meta, "method", (dict,), "")
+    name, options = need(m, "name", (str,), "method."), need(m, "options", (dict,), "method.")
+    keys = need(meta, "arrays", (list,), "")
+    if not all(isinstance(k, str) for k in keys):
+        raise InputError(f"checkpoint {json_path}: field arrays should be a list of names")
     try:
-        config = MLPConfig.from_dict(meta["mlp"])
-        method = get(meta["method"]["name"], **meta["method"]["options"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"checkpoint {json_path}: incomplete metadata ({exc})") from None
-    params = _unflatten(arrays, "params")
-    sizes = [config.n_in] + [config.width] * config.depth + [config.n_out]
-    if not isinstance(params, list) or len(params) != config.depth + 1:
-        raise InputError(f"checkpoint {npz_path}: expected {config.depth + 1} layers of params")
-    for i, layer in enumerate(params):
-        if "W" not in layer or "b" not in layer or layer["W"].shape != (sizes[i], sizes[i + 1]):
-            raise InputError(f"checkpoint {npz_path}: params/{i} does not match the config {sizes[i]}→{sizes[i + 1]}")
-    bn = _unflatten(arrays, "bn") or []
-    state = MethodState(_unflatten(arrays, "sg"), _unflatten(arrays, "fixed"))
-    metrics = _unflatten(arrays, "metrics")
-    return Checkpoint(tuple(params), tuple(bn), state, config, method, metrics, meta)
+        return MLPConfig(**fields), get(name, **options)
+    except InputError as exc:
+        raise InputError(f"checkpoint {json_path}: {exc}") from None
 
 
 def activations(checkpoint, x, *, batch_size: int = 4096) -> list[np.ndarray]:

@@ -1,16 +1,13 @@
-"""Training an MLP with any credit-assignment method: a jit-compiled ``lax.scan`` loop with optax.
+"""Training an MLP with any credit-assignment method: validate → plan → run.
 
-One step: sample a minibatch (a fresh permutation of the training set each epoch), record the
-forward pass (:func:`sgtheory.nets.tape.record`), ask the method for its credit, and apply optax
-updates to the net's parameters and (with their own learning rate) to the method's learned state.
-Every ``eval_every`` steps the loop leaves the compiled scan and records: mean train loss and
-SG loss over those steps, test error (batch-norm in evaluation mode), and for each hidden layer the
-cosine between the method's signal and the true gradient ``∂ℓ/∂h_i`` on a fixed training batch.
+:func:`train` checks its inputs, builds a :class:`~sgtheory.nets.program.Plan` (what the compiled
+program depends on), estimates the memory it needs, and runs the single-run program of
+:mod:`sgtheory.nets.program` (jit-compiled ``lax.scan`` chunks with optax, one evaluation per chunk).
+:func:`sgtheory.nets.train_population` runs the same program for many seeds and learning rates at once.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 import jax
@@ -20,21 +17,21 @@ import optax
 
 from sgtheory.data import Dataset
 from sgtheory.errors import InputError
+from sgtheory.nets import memory
 from sgtheory.nets.methods import Method, MethodState, get
-from sgtheory.nets.methods.chain_rule import Backprop
-from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
-from sgtheory.nets.tape import record
-from sgtheory.progress import progress
-from sgtheory.validate import choice, int_in_range, positive
-
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+from sgtheory.nets.mlp import MLPConfig
+from sgtheory.nets.program import OPTIMIZERS, SCHEDULES, Hyper, Plan
+from sgtheory.nets.program import optimizer as _optimizer
+from sgtheory.nets.runner import Raw, data_arrays, execute
+from sgtheory.validate import SEED_LIMIT, choice, int_in_range, positive
+from sgtheory.validate import seed as _seed
 
 
 class TrainResult(NamedTuple):
     """``params``, ``bn_state``, ``method_state``; ``metrics``: name → numpy array over evaluations
     (``step``, ``train_loss``, ``test_error``, ``sg_loss`` each ``(E,)``, ``cosine`` ``(E, depth)``);
-    ``config``: the :class:`MLPConfig`; ``method``; ``info``: settings and timings (JSON-able)."""
+    ``config``: the :class:`MLPConfig`; ``method``; ``info``: settings, timings and ``status``
+    (``"ok"``, or ``"diverged"`` when a loss or parameter stopped being finite) — JSON-able."""
 
     params: Any
     bn_state: Any
@@ -47,7 +44,16 @@ class TrainResult(NamedTuple):
 
 def learning_rate(lr: float, schedule: str = "constant", steps: int | None = None):
     """``lr`` itself (``constant``) or an optax schedule decaying it to 0 over ``steps`` (``cosine``,
-    Loshchilov & Hutter 2017)."""
+    Loshchilov & Hutter 2017).
+
+    Args:
+      lr: the initial rate, > 0.
+      schedule: ``"constant"`` or ``"cosine"``.
+      steps: decay length (``cosine`` only).
+
+    Returns:
+      A number or an optax schedule.
+    """
     choice(schedule, "schedule", SCHEDULES)
     rate = positive(lr, "lr")
     return optax.cosine_decay_schedule(rate, int_in_range(steps, "steps", 1)) if schedule == "cosine" else rate
@@ -56,70 +62,43 @@ def learning_rate(lr: float, schedule: str = "constant", steps: int | None = Non
 def make_optimizer(name, lr) -> optax.GradientTransformation:
     """``adam`` (optax defaults β = (0.9, 0.999)) or plain ``sgd`` at learning rate ``lr``.
 
-    ``lr``: a number or an optax schedule (see :func:`learning_rate`). ``name`` may also be a
-    factory ``lr -> optax.GradientTransformation`` (e.g. a step-decay schedule, or
-    :func:`sgtheory.nets.async_updates.async_layers` around Adam).
+    Args:
+      name: ``"adam"``, ``"sgd"``, or a factory ``lr -> optax.GradientTransformation`` (e.g. a
+        step-decay schedule, or :func:`sgtheory.nets.async_updates.async_layers` around Adam).
+      lr: a number > 0 or an optax schedule (see :func:`learning_rate`).
+
+    Returns:
+      The optax transformation.
     """
     if callable(name):
         return name(lr)
     choice(name, "optimizer", OPTIMIZERS)
-    rate = lr if callable(lr) else positive(lr, "lr")
-    return optax.adam(rate) if name == "adam" else optax.sgd(rate)
+    return _optimizer(name, lr if callable(lr) else positive(lr, "lr"))
 
 
-def _cosine(a, b):
-    return jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b) + 1e-30)
+def seed_value(seed, name: str = "seed") -> int:
+    """A seed: an integer in 0 .. 2**32 - 1 (see :func:`sgtheory.validate.seed`)."""
+    return _seed(seed, name)
 
 
-def _build(config: MLPConfig, method: Method, opt, opt_sg, fixed, batch_size: int, n_train: int, data_key):
-    steps_per_epoch = n_train // batch_size
+def plan(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
+         optimizer="adam", schedule: str = "constant", eval_every: int = 500, dtype=jnp.float32) -> Plan:
+    """Validate the settings a compiled training program depends on and return its :class:`Plan`.
 
-    def one_step(carry, s, x_all, y_all):
-        params, bn, learned, (opt_state, sg_state), perm = carry
-        epoch, pos = s // steps_per_epoch, s % steps_per_epoch
-        perm = jax.lax.cond(pos == 0, lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train),
-                            lambda: perm)
-        idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
-        tape, bn = record(params, bn, x_all[idx], y_all[idx], config)
-        cr = method.credit(MethodState(learned, fixed), tape)
-        updates, opt_state = opt.update(cr.grads, opt_state, params)
-        sg_updates, sg_state = opt_sg.update(cr.state_grads, sg_state, learned)
-        params, learned = optax.apply_updates(params, updates), optax.apply_updates(learned, sg_updates)
-        return (params, bn, learned, (opt_state, sg_state), perm), (tape.loss, cr.sg_loss)
+    Args:
+      data: the data set; config: the net (its inputs and outputs must match ``data``).
+      method: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
+      steps, batch_size, eval_every: positive integers (``batch_size`` at most the training set).
+      optimizer: ``"adam"``, ``"sgd"`` or a factory ``rate -> optax.GradientTransformation``.
+      schedule: ``"constant"`` or ``"cosine"`` (built-in optimisers only).
+      dtype: ``float32`` (default) or ``float64`` (needs ``jax_enable_x64``).
 
-    def run_chunk(carry, x_all, y_all, start, length):
-        return jax.lax.scan(lambda c, s: one_step(c, s, x_all, y_all), carry, start + jnp.arange(length))
-
-    def test_error(params, bn, x, y):
-        logits, _ = forward(params, x, config, state=bn or None, train=False)
-        return jnp.mean(jnp.argmax(logits, axis=1) != y)
-
-    def alignment(params, bn, learned, x, y1):
-        tape, _ = record(params, bn, x, y1, config)
-        mine = method.credit(MethodState(learned, fixed), tape).signals
-        true = Backprop().credit(MethodState({}, {}), tape).signals
-        return jnp.stack([_cosine(a, b) for a, b in zip(mine, true)])
-
-    return (jax.jit(run_chunk, static_argnums=4), jax.jit(test_error), jax.jit(alignment))
-
-
-def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
-          optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, schedule: str = "constant",
-          eval_every: int = 500, seed: int = 0,
-          show_progress: bool | None = None, checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
-    """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
-
-    ``method``: a :class:`Method` or a name from :data:`sgtheory.nets.methods.METHODS`.
-    ``optimizer`` (``adam`` | ``sgd``, or a factory ``rate -> optax.GradientTransformation``) at
-    learning rate ``lr`` trains the net; the same optimiser at ``sg_lr`` (default ``lr``) trains the
-    method's learned state (its SG modules); ``schedule`` (``constant`` | ``cosine``) applies to both.
-    Everything random derives from ``jax.random.PRNGKey(seed)`` (init, method state, batches),
-    so the same arguments give the same numbers. With ``checkpoint_dir`` and ``checkpoint_every``
-    a checkpoint is (over)written there at the first evaluation at or after each multiple of
-    ``checkpoint_every`` steps. ``info["steps_per_second"]`` counts training steps only (not
-    compilation or evaluation).
+    Returns:
+      The :class:`Plan`.
     """
     method = get(method) if isinstance(method, str) else method
+    if not isinstance(method, Method):
+        raise InputError(f"method: expected a name or a Method, got {type(method).__name__}")
     steps = int_in_range(steps, "steps", 1)
     batch_size = int_in_range(batch_size, "batch size", 1)
     eval_every = int_in_range(eval_every, "eval every", 1)
@@ -129,60 +108,88 @@ def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int,
     if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
         raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
                          f"{data.x_train.shape[1]} features / {data.n_classes} classes")
-    sg_lr = lr if sg_lr is None else sg_lr
-    if callable(optimizer) and schedule != "constant":
-        raise InputError("schedule: a custom optimizer factory brings its own schedule")
-    rates = [learning_rate(r, schedule, steps) for r in (lr, sg_lr)] if not callable(optimizer) else [lr, sg_lr]
-    opt, opt_sg = (make_optimizer(optimizer, r) for r in rates)
-    k_init, k_method, k_data, k_probe = jax.random.split(jax.random.PRNGKey(seed), 4)
-    params = init_mlp(config, key=k_init)
-    mstate = method.init(config, key=k_method)
-    bn = init_bn_state(config)
-    run_chunk, test_error, alignment = _build(config, method, opt, opt_sg, mstate.fixed, batch_size, n_train, k_data)
-
-    f32 = jnp.float32
-    x_all, y_all = jnp.asarray(data.x_train, f32), jax.nn.one_hot(data.y_train, config.n_out, dtype=f32)
-    x_test, y_test = jnp.asarray(data.x_test, f32), jnp.asarray(data.y_test)
-    probe = jax.random.choice(k_probe, n_train, (batch_size,), replace=False)
-    x_probe, y_probe = x_all[probe], y_all[probe]  # a fixed random training batch for the cosines
-    carry = (params, bn, mstate.learned, (opt.init(params), opt_sg.init(mstate.learned)), jnp.arange(n_train))
-
-    t0 = time.perf_counter()
-    lengths = sorted({min(eval_every, steps), steps % eval_every} - {0})
-    compiled = {n: run_chunk.lower(carry, x_all, y_all, jnp.asarray(0), n).compile() for n in lengths}
-    compile_s = time.perf_counter() - t0
-
-    opt_name = optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", "custom")
-    info = {"dataset": data.name, "steps": steps, "batch_size": batch_size, "optimizer": opt_name, "lr": float(lr),
-            "sg_lr": float(sg_lr), "schedule": schedule, "eval_every": eval_every, "seed": int(seed), "backend": jax.default_backend()}
-    rows, train_s, done, next_ckpt = [], 0.0, 0, checkpoint_every
-    with progress(steps, desc=f"train {method.name}", enabled=show_progress, unit="step") as bar:
-        while done < steps:
-            n = min(eval_every, steps - done)
-            t1 = time.perf_counter()
-            carry, (losses, sg_losses) = compiled[n](carry, x_all, y_all, jnp.asarray(done))
-            losses.block_until_ready()
-            train_s += time.perf_counter() - t1
-            done += n
-            params, bn, learned = carry[:3]
-            err = float(test_error(params, bn, x_test, y_test))
-            cos = np.asarray(alignment(params, bn, learned, x_probe, y_probe))
-            rows.append((done, float(jnp.mean(losses)), err, float(jnp.mean(sg_losses)), cos))
-            bar.update(n)
-            bar.set_postfix(loss=f"{rows[-1][1]:.3f}", test_err=f"{err:.3f}")
-            if checkpoint_dir is not None and checkpoint_every and done >= next_ckpt:
-                from sgtheory.nets.checkpoint import save_checkpoint
-
-                save_checkpoint(checkpoint_dir, _result(carry, mstate, rows, config, method, info))
-                next_ckpt = (done // checkpoint_every + 1) * checkpoint_every
-    info.update({"compile_seconds": round(compile_s, 3), "train_seconds": round(train_s, 3),
-                 "steps_per_second": round(steps / max(train_s, 1e-9), 2)})
-    return _result(carry, mstate, rows, config, method, info)
+    if callable(optimizer):
+        if schedule != "constant":
+            raise InputError("schedule: a custom optimizer factory brings its own schedule")
+    else:
+        choice(optimizer, "optimizer", OPTIMIZERS)
+    choice(schedule, "schedule", SCHEDULES)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise InputError(f"dtype: float32 or float64, got {dtype}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise InputError("dtype float64 needs JAX's x64 mode (jax.config.update('jax_enable_x64', True))")
+    if hasattr(method, "sg_layers"):
+        method.sg_layers(config.depth)  # an SG layer outside the net fails before anything is built
+    return Plan(config, method, optimizer, schedule, steps, batch_size, eval_every, n_train, dtype.type)
 
 
-def _result(carry, mstate, rows, config, method, info) -> TrainResult:
-    params, bn, learned = carry[:3]
-    metrics = {"step": np.array([r[0] for r in rows], np.int64),
-               "train_loss": np.array([r[1] for r in rows]), "test_error": np.array([r[2] for r in rows]),
-               "sg_loss": np.array([r[3] for r in rows]), "cosine": np.stack([r[4] for r in rows])}
-    return TrainResult(params, bn, MethodState(learned, mstate.fixed), metrics, config, method, info)
+def settings_info(p: Plan, data: Dataset) -> dict:
+    """The JSON-able settings of a plan (recorded in results and checkpoints)."""
+    return {"dataset": data.name, "steps": p.steps, "batch_size": p.batch_size, "optimizer": p.optimizer_name,
+            "schedule": p.schedule, "eval_every": p.eval_every, "dtype": np.dtype(p.dtype).name}
+
+
+def train(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
+          optimizer="adam", lr: float = 1e-3, sg_lr: float | None = None, schedule: str = "constant",
+          eval_every: int = 500, seed: int = 0, dtype=jnp.float32, device=None, show_progress: bool | None = None,
+          checkpoint_dir=None, checkpoint_every: int | None = None) -> TrainResult:
+    """Train ``config``'s MLP on ``data`` with ``method`` for ``steps`` minibatch steps.
+
+    Args:
+      data, config, method, steps, batch_size, optimizer, schedule, eval_every, dtype: see :func:`plan`.
+      lr: the net's learning rate; sg_lr: the method's learned state's (default ``lr``); both > 0.
+      seed: 0 .. 2**32 - 1; everything random derives from ``jax.random.PRNGKey(seed)`` (init, method
+        state, minibatch order, probe batch), so the same arguments give the same numbers.
+      device: the device to train on (default: the first device JAX sees).
+      show_progress: a progress bar (None: only on a terminal).
+      checkpoint_dir, checkpoint_every: (over)write a checkpoint in ``checkpoint_dir`` at the first
+        evaluation at or after each multiple of ``checkpoint_every`` steps (a positive integer).
+
+    Returns:
+      A :class:`TrainResult`; ``info["steps_per_second"]`` counts the compiled chunks (training and
+      their evaluations), not compilation.
+    """
+    p = plan(data, config, method, steps=steps, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
+             eval_every=eval_every, dtype=dtype)
+    rates = (positive(lr, "lr"), positive(lr if sg_lr is None else sg_lr, "sg_lr"))
+    seed = seed_value(seed)
+    save = checkpointer(checkpoint_dir, checkpoint_every)
+    arrays = data_arrays(data, config.n_out, p.dtype)
+    devices = [device] if device is not None else jax.devices()[:1]
+    memory.check_fits(p, n_members=1, n_test=arrays.x_test.shape[0], data_bytes=_nbytes(arrays), devices=devices)
+    info = {**settings_info(p, data), "lr": rates[0], "sg_lr": rates[1], "seed": seed}
+    raw = execute(p, arrays, [seed], Hyper(*rates), batched=False, devices=devices, show_progress=show_progress,
+                  desc=f"train {p.method.name}", checkpoint_every=checkpoint_every,
+                  on_checkpoint=None if save is None else lambda _, r: save(result(p, r, info)))
+    return result(p, raw, {**info, **raw.info})
+
+
+def checkpointer(checkpoint_dir, checkpoint_every):
+    """``save(result)`` writing into ``checkpoint_dir``, or None; validates ``checkpoint_every``."""
+    if checkpoint_every is not None:
+        int_in_range(checkpoint_every, "checkpoint every", 1)
+        if checkpoint_dir is None:
+            raise InputError("checkpoint every: needs a checkpoint folder")
+    if checkpoint_dir is None or checkpoint_every is None:
+        return None
+    from sgtheory.nets.checkpoint import save_checkpoint
+
+    return lambda res: save_checkpoint(checkpoint_dir, res)
+
+
+def result(p: Plan, raw: Raw, info: dict) -> TrainResult:
+    """A :class:`TrainResult` from one unbatched run's raw output."""
+    rows = raw.rows
+    metrics = {"step": rows["step"], **{k: rows[k] for k in ("train_loss", "test_error", "sg_loss", "cosine")}}
+    status = "ok" if bool(np.all(rows["finite"])) else "diverged"
+    s = raw.state
+    return TrainResult(s.params, s.bn, MethodState(s.learned, raw.member.fixed), metrics, p.config, p.method,
+                       {**info, "status": status})
+
+
+def _nbytes(tree) -> int:
+    return sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(tree))
+
+
+__all__ = ["OPTIMIZERS", "SEED_LIMIT", "TrainResult", "learning_rate", "make_optimizer", "plan", "seed_value", "train"]
