@@ -1,0 +1,233 @@
+"""DNI complete unlock: test error against p_update, for DNI and cDNI with synthetic gradients (M) and inputs (I + M).
+
+Jaderberg et al. (2017, arXiv 1608.05343): with synthetic gradients between every pair of layers a net's
+layers need not update in lock-step, and with synthetic inputs ``I_i(x)`` as well they need not even wait for
+the forward pass below them ("complete unlock"). In their asynchronous MNIST experiment each layer, after
+every forward pass, does its backward pass and updates only with probability ``p_update``; cDNI still
+converges at ``p_update = 5%``. Net, schedule, budget and values are unknown to us (paper_repro.md).
+
+This script (it grew out of ``dni_async``, which had ``M`` only) sweeps ``p_update`` × {DNI, cDNI} ×
+{M, I + M} × seeds with :func:`sgtheory.nets.async_train.async_sweep` — every ``p_update`` × seed run of one
+method is one vmapped program. Each layer, with probability ``p_update`` per step, updates its weights, the
+SG module it learns from and its input model (a skipped layer keeps them and its Adam state bit for bit).
+
+- DNI = ``sg-every`` / ``sg-unlock`` (unconditioned SG modules, ``--dni-module``); cDNI = ``csg-every`` /
+  ``csg-unlock`` (linear label-conditioned modules); ``I + M`` adds an input model for every layer above the
+  first (``--input-model``), trained toward the real input of its layer; that layer then trains on the
+  synthetic input. Test error is always that of the real composed net.
+- Also recorded: the train/apply shift of each SG (trained at ``I(x)``, applied at the real activation:
+  :mod:`sgtheory.nets.sg_shift`), and BP at ``p_update = 1`` as a reference line.
+
+    python analyses/dni_complete_unlock.py --quick   # 2×32 net, p in {1, 0.2, 0.05}, 3 seeds, 600 steps
+    python analyses/dni_complete_unlock.py           # 3×64 net, p in {1, 0.5, 0.2, 0.1, 0.05}, 3 seeds, 12,000 steps
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sgtheory.repro import analysis_main
+
+NAME = "dni_complete_unlock"
+VARIANTS = {"dni": ("sg-every", "sg-unlock"), "cdni": ("csg-every", "csg-unlock")}
+UNLOCKS = {"m": "M", "im": "I + M"}
+LABELS = {"dni": "DNI", "cdni": "cDNI"}
+FULL = {"probs": "1,0.5,0.2,0.1,0.05", "depth": 3, "width": 64, "steps": 12_000, "batch_size": 64}
+QUICK = {"probs": "1,0.2,0.05", "depth": 2, "width": 32, "steps": 600, "batch_size": 64}
+
+
+def add_arguments(p):
+    p.add_argument("--probs", default=None, help=f"update probabilities p_update, each in (0, 1] (default "
+                   f"{FULL['probs']}; quick {QUICK['probs']})")
+    p.add_argument("--variants", default="dni,cdni", help="comma-separated: dni (unconditioned SG), cdni (default both)")
+    p.add_argument("--unlock", default="m,im", help="comma-separated: m (synthetic gradients only), im (synthetic "
+                   "inputs too: complete unlock) (default both)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell: seed, seed+1, ... (default 3)")
+    p.add_argument("--depth", type=int, default=None, help=f"hidden layers (default {FULL['depth']}; quick {QUICK['depth']})")
+    p.add_argument("--width", type=int, default=None, help=f"units per hidden layer (default {FULL['width']}; quick "
+                   f"{QUICK['width']})")
+    p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {FULL['steps']}; quick {QUICK['steps']})")
+    p.add_argument("--evals", type=int, default=4, help="step counts reported along each run (default 4; must divide steps)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the net (default 3e-3; paper's: unknown)")
+    p.add_argument("--sg-lr", type=float, default=None, help="Adam rate of SG and input models (default: --lr)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"minibatch size (default {FULL['batch_size']})")
+    p.add_argument("--dni-module", default="mlp", help="DNI's SG module: mlp (default) or linear; cDNI's is linear")
+    p.add_argument("--sg-hidden", type=int, default=None, help="DNI MLP module width (2 hidden layers; default 2×width)")
+    p.add_argument("--input-model", default="mlp", help="input model I(x): mlp (one hidden layer, default) or linear")
+    p.add_argument("--input-hidden", type=int, default=None, help="input-model hidden units (default 2×width)")
+    p.add_argument("--no-bp", action="store_true", help="skip the BP reference runs")
+    p.add_argument("--dataset", default="mnist5k", help="data set (default mnist5k)")
+    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
+
+
+def _names(text: str, allowed: dict, what: str) -> list[str]:
+    from sgtheory.errors import InputError
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise InputError(f"{what}: unknown value {', '.join(bad) or repr(text)}; choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(names))
+
+
+def compute(args):
+    from sgtheory import data, nets
+    from sgtheory.errors import InputError
+    from sgtheory.nets import methods as M
+    from sgtheory.nets.async_train import async_sweep
+    from sgtheory.validate import choice, int_in_range
+
+    base = QUICK if args.quick else FULL
+    probs = [float(p) for p in (args.probs or base["probs"]).split(",") if p.strip()]
+    bad = [p for p in probs if not 0.0 < p <= 1.0]
+    if bad or not probs:
+        raise InputError(f"probs: every p_update must be in (0, 1], got {args.probs}")
+    variants = _names(args.variants, VARIANTS, "variants")
+    unlocks = _names(args.unlock, UNLOCKS, "unlock")
+    n_seeds = int_in_range(args.seeds, "seeds", 1)
+    depth = int_in_range(args.depth or base["depth"], "depth", 1)
+    width = int_in_range(args.width or base["width"], "width", 1)
+    steps = int_in_range(args.steps or base["steps"], "steps", 1)
+    evals = int_in_range(args.evals, "evals", 1, steps)
+    if steps % evals:
+        raise InputError(f"evals ({evals}) must divide steps ({steps})")
+    batch = args.batch_size or base["batch_size"]
+    choice(args.dni_module, "dni module", ("mlp", "linear"))
+    choice(args.input_model, "input model", ("mlp", "linear"))
+    sg_hidden = args.sg_hidden or 2 * width
+    input_hidden = args.input_hidden or 2 * width
+    ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
+    config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", True)
+    seeds = [args.seed + i for i in range(n_seeds)]
+    common = dict(p_update=probs, seeds=seeds, steps=steps, eval_every=steps // evals, lr=args.lr, sg_lr=args.sg_lr,
+                  batch_size=batch)
+
+    def method(v, u):
+        opts = {"module": args.dni_module, "hidden": sg_hidden} if v == "dni" else {}
+        if u == "im":
+            opts.update(input_model=args.input_model, input_hidden=input_hidden)
+        return M.get(VARIANTS[v][u == "im"], **opts)
+
+    keys = ("test_error", "train_loss", "sg_loss", "input_loss", "input_error", "sg_train_loss", "sg_apply_loss",
+            "sg_cosine")
+    out = {k: [] for k in keys}
+    seconds = {}
+    for v in variants:
+        rows = {k: [] for k in keys}
+        for u in unlocks:
+            res = async_sweep(ds, config, method(v, u), **common)
+            seconds[f"{v}-{u}"] = res.info["seconds"]
+            for k in keys:
+                rows[k].append(res.metrics[k])
+        for k in keys:
+            out[k].append(np.stack(rows[k]))
+    arrays = {k: np.stack(v) for k, v in out.items()}  # (V, U, P, S, E[, K])
+    arrays.update(step=res.metrics["step"], probs=np.asarray(probs), seeds=np.asarray(seeds))
+    if not args.no_bp:
+        ref = async_sweep(ds, config, "bp", **{**common, "p_update": [1.0]})
+        arrays["bp_test_error"] = ref.metrics["test_error"][0]  # (S, E)
+        seconds["bp"] = ref.info["seconds"]
+    meta = {"variants": variants, "unlocks": unlocks, "depth": depth, "width": width, "steps": steps, "lr": args.lr,
+            "sg_lr": args.sg_lr or args.lr, "batch_size": batch, "optimizer": "adam, per layer", "batchnorm": True,
+            "activation": "relu", "dni_module": args.dni_module, "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
+            "input_model": args.input_model, "input_hidden": input_hidden if args.input_model == "mlp" else None,
+            "dataset": ds.name, "n_classes": ds.n_classes, "seconds_per_program": seconds,
+            "methods": {f"{v}-{u}": method(v, u).name for v in variants for u in unlocks},
+            "groups": "each layer with the SG module it learns from and its input model updates with p_update"}
+    return arrays, meta
+
+
+def _cells(arrays, meta):
+    """Mean and sd over seeds of the test error, ``(V, U, P, E)`` each."""
+    err = arrays["test_error"]
+    return err.mean(axis=3), err.std(axis=3, ddof=1) if err.shape[3] > 1 else np.zeros(err.mean(axis=3).shape)
+
+
+def _table(arrays, meta) -> str:
+    mean, sd = _cells(arrays, meta)
+    steps, probs = arrays["step"], arrays["probs"]
+    head = "| variant | p_update | " + " | ".join(f"{int(s):,} steps" for s in steps) + " |"
+    lines = [head, "|" + "---|" * (2 + len(steps))]
+    for i, v in enumerate(meta["variants"]):
+        for j, u in enumerate(meta["unlocks"]):
+            for k, p in enumerate(probs):
+                cells = [f"{100 * mean[i, j, k, e]:.1f} ± {100 * sd[i, j, k, e]:.1f}" for e in range(len(steps))]
+                lines.append(f"| {LABELS[v]} {UNLOCKS[u]} | {p:g} | " + " | ".join(cells) + " |")
+    if "bp_test_error" in arrays:
+        bp = arrays["bp_test_error"]
+        sd_bp = bp.std(axis=0, ddof=1) if bp.shape[0] > 1 else np.zeros(bp.shape[1])
+        lines.append("| BP | 1 | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(bp.mean(0), sd_bp)) + " |")
+    return "\n".join(lines)
+
+
+def _shift_table(arrays, meta) -> str:
+    """Final-step train/apply shift of the SG modules (mean over seeds and SG layers)."""
+    probs = arrays["probs"]
+    lines = ["| variant | p_update | input error | SG loss where trained | SG loss where applied | cos(SG, true grad) |",
+             "|---|---|---|---|---|---|"]
+    for i, v in enumerate(meta["variants"]):
+        for j, u in enumerate(meta["unlocks"]):
+            for k, p in enumerate(probs):
+                cell = [arrays[n][i, j, k, :, -1].mean() for n in ("input_error", "sg_train_loss", "sg_apply_loss",
+                                                                  "sg_cosine")]
+                lines.append(f"| {LABELS[v]} {UNLOCKS[u]} | {p:g} | {cell[0]:.3f} | {cell[1]:.4g} | {cell[2]:.4g} | "
+                             f"{cell[3]:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(arrays, meta, out: Path):
+    from sgtheory.io import savefig, write_text
+    from sgtheory.plotting import figure
+
+    mean, sd = _cells(arrays, meta)
+    steps, probs = arrays["step"], arrays["probs"]
+    unlocks = meta["unlocks"]
+    with figure(1, len(unlocks), figsize=(4.6 * len(unlocks), 3.6), sharey=True, squeeze=False) as (fig, axes):
+        for j, u in enumerate(unlocks):
+            ax = axes[0, j]
+            for i, v in enumerate(meta["variants"]):
+                for e, s in enumerate(steps):
+                    ax.errorbar(probs, 100 * mean[i, j, :, e], yerr=100 * sd[i, j, :, e], color=f"C{e}",
+                                ls="-" if v == "cdni" else "--", marker="o" if v == "cdni" else "s", ms=3, capsize=2,
+                                label=f"{LABELS[v]}, {int(s):,} steps")
+            if "bp_test_error" in arrays:
+                ax.axhline(100 * arrays["bp_test_error"][:, -1].mean(), color="k", ls=":", lw=1,
+                           label=f"BP, p = 1, {int(steps[-1]):,} steps")
+            ax.set(xscale="log", xlabel="p_update", title=f"{UNLOCKS[u]}", yscale="log")
+            ax.set_xticks(probs, [f"{p:g}" for p in probs])
+            ax.minorticks_off()
+        axes[0, 0].set_ylabel("test error (%)")
+        axes[0, -1].legend(fontsize=6, ncol=2)
+        fig.suptitle(f"{meta['depth']}×{meta['width']} ReLU + BN, {meta['dataset']}, mean ± sd over "
+                     f"{arrays['test_error'].shape[3]} seeds", fontsize=9)
+        savefig(fig, out / f"{NAME}.png")
+    text = (f"# DNI complete unlock: test error (%) of the real composed net, mean ± sd over seeds\n\n"
+            f"{meta['depth']}×{meta['width']} ReLU + batch-norm on {meta['dataset']}, Adam {meta['lr']} (SG and input "
+            f"models {meta['sg_lr']}), batch {meta['batch_size']}, DNI module {meta['dni_module']}, input model "
+            f"{meta['input_model']}.\n\n{_table(arrays, meta)}\n\n"
+            f"## Train/apply shift at the last step (mean over seeds and SG layers)\n\n{_shift_table(arrays, meta)}\n")
+    write_text(out / f"{NAME}.md", text)
+    summary = {"final_test_error": {}, "steps": int(steps[-1])}
+    for i, v in enumerate(meta["variants"]):
+        for j, u in enumerate(meta["unlocks"]):
+            summary["final_test_error"][f"{v}-{u}"] = {f"{p:g}": round(float(mean[i, j, k, -1]), 4)
+                                                       for k, p in enumerate(probs)}
+    if "cdni" in meta["variants"] and "im" in meta["unlocks"] and 1.0 in probs and 0.05 in probs:
+        i, j = meta["variants"].index("cdni"), meta["unlocks"].index("im")
+        gap = mean[i, j, list(probs).index(0.05), -1] - mean[i, j, list(probs).index(1.0), -1]
+        summary["cdni_im_gap_p005_vs_p1"] = round(float(gap), 4)
+        summary["within_3_points"] = bool(gap <= 0.03)
+    if "bp_test_error" in arrays:
+        summary["bp_final_test_error"] = round(float(arrays["bp_test_error"][:, -1].mean()), 4)
+    return summary
+
+
+def main(argv=None) -> int:
+    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], add_arguments=add_arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
