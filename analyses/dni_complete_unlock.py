@@ -20,6 +20,10 @@ SG module it learns from and its input model (a skipped layer keeps them and its
 
     python analyses/dni_complete_unlock.py --quick   # 2×32 net, p in {1, 0.2, 0.05}, 3 seeds, 600 steps
     python analyses/dni_complete_unlock.py           # 3×64 net, p in {1, 0.5, 0.2, 0.1, 0.05}, 3 seeds, 12,000 steps
+
+Defaults (ours; the paper's are unknown): Adam 3e-3 for net, SG and input models, constant; batch 64; DNI's
+SG module an MLP with two hidden layers of 2×width units; input models an MLP with one hidden layer of
+2×width units.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def add_arguments(p):
     p.add_argument("--evals", type=int, default=4, help="step counts reported along each run (default 4; must divide steps)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the net (default 3e-3; paper's: unknown)")
     p.add_argument("--sg-lr", type=float, default=None, help="Adam rate of SG and input models (default: --lr)")
+    p.add_argument("--schedule", default="constant", help="constant (default) or step (÷10 at 60%% and 80%% of the "
+                   "steps, DNI's feed-forward schedule)")
     p.add_argument("--batch-size", type=int, default=None, help=f"minibatch size (default {FULL['batch_size']})")
     p.add_argument("--dni-module", default="mlp", help="DNI's SG module: mlp (default) or linear; cDNI's is linear")
     p.add_argument("--sg-hidden", type=int, default=None, help="DNI MLP module width (2 hidden layers; default 2×width)")
@@ -103,7 +109,7 @@ def compute(args):
     config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", True)
     seeds = [args.seed + i for i in range(n_seeds)]
     common = dict(p_update=probs, seeds=seeds, steps=steps, eval_every=steps // evals, lr=args.lr, sg_lr=args.sg_lr,
-                  batch_size=batch)
+                  batch_size=batch, schedule=choice(args.schedule, "schedule", ("step", "constant")))
 
     def method(v, u):
         opts = {"module": args.dni_module, "hidden": sg_hidden} if v == "dni" else {}
@@ -131,7 +137,7 @@ def compute(args):
         arrays["bp_test_error"] = ref.metrics["test_error"][0]  # (S, E)
         seconds["bp"] = ref.info["seconds"]
     meta = {"variants": variants, "unlocks": unlocks, "depth": depth, "width": width, "steps": steps, "lr": args.lr,
-            "sg_lr": args.sg_lr or args.lr, "batch_size": batch, "optimizer": "adam, per layer", "batchnorm": True,
+            "sg_lr": args.sg_lr or args.lr, "schedule": args.schedule, "batch_size": batch, "optimizer": "adam, per layer", "batchnorm": True,
             "activation": "relu", "dni_module": args.dni_module, "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
             "input_model": args.input_model, "input_hidden": input_hidden if args.input_model == "mlp" else None,
             "dataset": ds.name, "n_classes": ds.n_classes, "seconds_per_program": seconds,
@@ -179,13 +185,16 @@ def _shift_table(arrays, meta) -> str:
 
 
 def plot(arrays, meta, out: Path):
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     from sgtheory.io import savefig, write_text
     from sgtheory.plotting import figure
 
     mean, sd = _cells(arrays, meta)
     steps, probs = arrays["step"], arrays["probs"]
     unlocks = meta["unlocks"]
-    with figure(1, len(unlocks), figsize=(4.6 * len(unlocks), 3.6), sharey=True, squeeze=False) as (fig, axes):
+    with figure(1, len(unlocks), figsize=(4.0 * len(unlocks) + 1.8, 3.6), sharey=True, squeeze=False,
+                layout="constrained") as (fig, axes):
         for j, u in enumerate(unlocks):
             ax = axes[0, j]
             for i, v in enumerate(meta["variants"]):
@@ -199,14 +208,17 @@ def plot(arrays, meta, out: Path):
             ax.set(xscale="log", xlabel="p_update", title=f"{UNLOCKS[u]}", yscale="log")
             ax.set_xticks(probs, [f"{p:g}" for p in probs])
             ax.minorticks_off()
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axes[0, 0].set_ylabel("test error (%)")
-        axes[0, -1].legend(fontsize=6, ncol=2)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=6)
         fig.suptitle(f"{meta['depth']}×{meta['width']} ReLU + BN, {meta['dataset']}, mean ± sd over "
                      f"{arrays['test_error'].shape[3]} seeds", fontsize=9)
         savefig(fig, out / f"{NAME}.png")
     text = (f"# DNI complete unlock: test error (%) of the real composed net, mean ± sd over seeds\n\n"
             f"{meta['depth']}×{meta['width']} ReLU + batch-norm on {meta['dataset']}, Adam {meta['lr']} (SG and input "
-            f"models {meta['sg_lr']}), batch {meta['batch_size']}, DNI module {meta['dni_module']}, input model "
+            f"models {meta['sg_lr']}, schedule {meta.get('schedule', 'constant')}), batch {meta['batch_size']}, DNI module {meta['dni_module']}, input model "
             f"{meta['input_model']}.\n\n{_table(arrays, meta)}\n\n"
             f"## Train/apply shift at the last step (mean over seeds and SG layers)\n\n{_shift_table(arrays, meta)}\n")
     write_text(out / f"{NAME}.md", text)

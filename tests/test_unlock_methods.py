@@ -197,6 +197,16 @@ def test_train_apply_shift_is_measured(name, opts, plain):
     assert np.all(np.abs(s["cosine"]) <= 1 + 1e-12)
 
 
+def test_no_shift_without_input_models():
+    cfg, params, x, y = tiny(True, "relu")
+    m = methods.get("csg-every")
+    s = train_apply_shift(m, _random_state(m, cfg), params, x, y, cfg)
+    np.testing.assert_array_equal(s["train_loss"], s["apply_loss"])
+    assert np.all(s["input_error"] == 0) and np.all(s["train_loss"] > 0)
+    with pytest.raises(InputError, match="no synthetic-gradient"):
+        train_apply_shift(methods.get("bp"), MethodState({}, {}), params, x, y, cfg)
+
+
 def test_input_model_starts_at_zero_and_has_the_right_shapes():
     for kind in ("linear", "mlp"):
         p = init_input_model(kind, 5, 4, key=jax.random.PRNGKey(0), hidden=7, dtype=F64)

@@ -44,7 +44,7 @@ from sgtheory.nets.methods.synthetic import SyntheticGradient
 from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
 from sgtheory.nets.sg_shift import train_apply_shift
 from sgtheory.nets.tape import record
-from sgtheory.validate import int_in_range, positive
+from sgtheory.validate import choice, int_in_range, positive
 
 
 class Hyper(NamedTuple):
@@ -105,14 +105,28 @@ def init_run(key, config: MLPConfig, method: Method, n_train: int, *, dtype=jnp.
     return run, keys
 
 
+SCHEDULES = ("constant", "step")
+
+
+def rate_scale(t, steps: int, schedule: str = "constant"):
+    """The learning-rate factor at step ``t``: 1 (``constant``), or DNI's feed-forward decay scaled to
+    ``steps`` (``step``: ÷10 at 60% and again at 80% of the steps, Jaderberg et al. 2017's 300k and
+    400k of 500k). It counts steps, not a layer's own updates, so all ``p_update`` decay together."""
+    if schedule == "constant":
+        return 1.0
+    return 0.1 ** ((t >= int(0.6 * steps)).astype(jnp.float32) + (t >= int(0.8 * steps)).astype(jnp.float32))
+
+
 def async_step(run: AsyncRun, t, hyper: Hyper, keys: RunKeys, x_all, y_all, *, config: MLPConfig, method: Method,
-               batch_size: int) -> tuple[AsyncRun, tuple]:
+               batch_size: int, scale=1.0) -> tuple[AsyncRun, tuple]:
     """One training step ``t`` (0-based) of one run.
 
     Args:
         run: the state; t: the step; hyper: ``p_update`` and learning rates; keys: the run's keys.
         x_all, y_all: the training set ``(N, n_in)`` and its one-hot labels ``(N, C)``.
         config, method, batch_size: static settings.
+        scale: factor on both learning rates at this step (:func:`rate_scale`); Adam's rate only scales
+            its step, so a per-step factor is exactly a step schedule.
 
     Returns:
         ``(run, (train_loss, sg_loss, input_loss))`` — the losses of this step's batch.
@@ -125,7 +139,7 @@ def async_step(run: AsyncRun, t, hyper: Hyper, keys: RunKeys, x_all, y_all, *, c
     idx = jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
     tape, bn = record(run.params, run.bn, x_all[idx], y_all[idx], config)
     cr = method.credit(MethodState(run.learned, run.fixed), tape)
-    opt_net, opt_method = _optimizers(hyper, keys.skip)
+    opt_net, opt_method = _optimizers(hyper._replace(lr=hyper.lr * scale, sg_lr=hyper.sg_lr * scale), keys.skip)
     upd, opt_net_state = opt_net.update(cr.grads, run.opt_net, run.params)
     upd_m, opt_method_state = opt_method.update(cr.state_grads, run.opt_method, run.learned)
     run = AsyncRun(optax.apply_updates(run.params, upd), bn, optax.apply_updates(run.learned, upd_m), run.fixed,
@@ -143,7 +157,7 @@ def _evaluate(run: AsyncRun, x_test, y_test, x_probe, y_probe, config: MLPConfig
 
 
 def async_run(key, hyper: Hyper, x_all, y_all, x_test, y_test, *, config: MLPConfig, method: Method, steps: int,
-              eval_every: int, batch_size: int, dtype=jnp.float32) -> tuple[AsyncRun, dict]:
+              eval_every: int, batch_size: int, schedule: str = "constant", dtype=jnp.float32) -> tuple[AsyncRun, dict]:
     """One whole run, as a pure function of ``key`` and ``hyper`` (``vmap`` it over both).
 
     Args:
@@ -152,7 +166,8 @@ def async_run(key, hyper: Hyper, x_all, y_all, x_test, y_test, *, config: MLPCon
         x_test, y_test: test inputs ``(M, n_in)`` and integer labels ``(M,)``.
         config, method: the net and its credit-assignment method.
         steps, eval_every: training steps (a multiple of ``eval_every``) and the evaluation interval.
-        batch_size: minibatch size (≤ N); dtype: parameter dtype.
+        batch_size: minibatch size (≤ N); schedule: ``constant`` or ``step`` (:func:`rate_scale`);
+        dtype: parameter dtype.
 
     Returns:
         ``(run, metrics)``: the final state and a dict of arrays over the ``E = steps / eval_every``
@@ -168,7 +183,7 @@ def async_run(key, hyper: Hyper, x_all, y_all, x_test, y_test, *, config: MLPCon
         ts = e * eval_every + jnp.arange(eval_every)
         run, (loss, sg, inp) = jax.lax.scan(
             lambda r, t: async_step(r, t, hyper, keys, x_all, y_all, config=config, method=method,
-                                    batch_size=batch_size), run, ts)
+                                    batch_size=batch_size, scale=rate_scale(t, steps, schedule)), run, ts)
         ev = _evaluate(run, x_test, y_test, x_probe, y_probe, config, method)
         return run, {"step": (e + 1) * eval_every, "train_loss": jnp.mean(loss), "sg_loss": jnp.mean(sg),
                      "input_loss": jnp.mean(inp), **ev}
@@ -190,7 +205,7 @@ class SweepResult(NamedTuple):
 
 def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_update, seeds, steps: int,
                 eval_every: int, lr: float = 1e-3, sg_lr: float | None = None, batch_size: int = 128,
-                dtype=jnp.float32) -> SweepResult:
+                schedule: str = "constant", dtype=jnp.float32) -> SweepResult:
     """Every ``p_update`` × seed run of ``method`` on ``data``, as one vmapped jit-compiled program.
 
     Args:
@@ -199,7 +214,8 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
         p_update: update probabilities, each in (0, 1]; seeds: integer seeds (≥ 1 of each).
         steps: training steps per run, a multiple of ``eval_every``; eval_every: evaluation interval.
         lr, sg_lr: Adam learning rates of the net and of the method state (default ``lr``).
-        batch_size: minibatch size; dtype: float32 (default) or float64.
+        batch_size: minibatch size; schedule: ``constant`` or ``step`` (:func:`rate_scale`);
+        dtype: float32 (default) or float64.
 
     Returns:
         A :class:`SweepResult`; ``info["train_seconds"]`` includes compilation.
@@ -219,6 +235,7 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
         raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
                          f"{data.x_train.shape[1]} features / {data.n_classes} classes")
+    choice(schedule, "schedule", SCHEDULES)
     lr = positive(lr, "lr")
     sg_lr = lr if sg_lr is None else positive(sg_lr, "sg lr")
     if isinstance(method, SyntheticGradient):
@@ -233,7 +250,7 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
 
     def one(key, hyper):
         _, metrics = async_run(key, hyper, x_all, y_all, x_test, y_test, config=config, method=method, steps=steps,
-                               eval_every=eval_every, batch_size=batch_size, dtype=dtype)
+                               eval_every=eval_every, batch_size=batch_size, schedule=schedule, dtype=dtype)
         return metrics
 
     t0 = time.perf_counter()
@@ -242,9 +259,10 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     seconds = time.perf_counter() - t0
     metrics["step"] = metrics["step"][0, 0]
     info = {"dataset": data.name, "steps": steps, "eval_every": eval_every, "batch_size": batch_size, "lr": lr,
-            "sg_lr": sg_lr, "optimizer": "adam (per layer, asynchronous)", "runs": P * S,
+            "sg_lr": sg_lr, "schedule": schedule, "optimizer": "adam (per layer, asynchronous)", "runs": P * S,
             "seconds": round(seconds, 2), "backend": jax.default_backend()}
     return SweepResult(metrics, np.asarray(probs), np.asarray(seeds), method, config, info)
 
 
-__all__ = ["AsyncRun", "Hyper", "RunKeys", "SweepResult", "async_run", "async_step", "async_sweep", "init_run"]
+__all__ = ["SCHEDULES", "AsyncRun", "Hyper", "RunKeys", "SweepResult", "async_run", "async_step", "async_sweep",
+           "init_run", "rate_scale"]
