@@ -24,6 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c1_critical_points"
 CASES = (  # label, model, sg, sg_layer, where
@@ -35,23 +36,22 @@ CASES = (  # label, model, sg, sg_layer, where
 )
 
 
-def add_arguments(p):
-    p.add_argument("--dataset", default="teacher", help="data set (default teacher)")
-    p.add_argument("--dim", type=int, default=5, help="input dimension (default 5)")
-    p.add_argument("--steps", type=int, default=None, help="steps of joint dynamics (default 5000; quick 1000)")
-    p.add_argument("--rate", type=float, default=0.01, help="α = β (default 0.01)")
+SETTINGS = (
+    Setting("dataset", "str", full="teacher", choices=("teacher", "blobs", "xor", "correlated"), help="data set"),
+    Setting("dim", "int", full=5, lo=1, hi=10000, help="input dimension"),
+    Setting("steps", "int", full=5000, quick=1000, lo=100, help="steps of joint dynamics"),
+    Setting("rate", "float", full=0.01, above=0, help="α = β"),
+)
 
 
 def compute(args):
     from sgtheory.linear import critical, datasets, fit_sg, from_samples, init, make_config, optimum
     from sgtheory.linear.rules import State
-    from sgtheory.validate import int_in_range, positive
-
-    steps = int_in_range(args.steps or (1000 if args.quick else 5000), "--steps", lo=100)
+    steps = args.steps
     every = steps // 50
     steps -= steps % every
-    rate = positive(args.rate, "--rate")
-    X, Y = datasets.make(args.dataset, int_in_range(args.dim, "--dim", lo=1), 500, args.seed)
+    rate = args.rate
+    X, Y = datasets.make(args.dataset, args.dim, 500, args.seed)
     pr = from_samples(X, Y).without_samples()
     key = jax.random.PRNGKey(args.seed)
     arrays, rows = {}, []
@@ -112,7 +112,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

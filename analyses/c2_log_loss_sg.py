@@ -21,7 +21,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c2_log_loss_sg"
 RULES = (  # label, sg variant, sg step, alpha, beta
@@ -32,23 +33,22 @@ RULES = (  # label, sg variant, sg step, alpha, beta
 )
 
 
-def add_arguments(p):
-    p.add_argument("--dataset", default="blobs", help="data set (default blobs: overlapping, finite optimum)")
-    p.add_argument("--dim", type=int, default=2, help="input dimension (default 2; needs ≥ 2 for a gap)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 40000; quick 4000)")
-    p.add_argument("--hidden", type=int, default=32, help="MLP SG hidden width (default 32)")
+SETTINGS = (
+    Setting("dataset", "str", full="blobs", choices=("teacher", "blobs", "xor", "correlated"), help="data set (blobs: overlapping, finite optimum)"),
+    Setting("dim", "int", full=2, lo=1, hi=10000, help="input dimension (needs ≥ 2 for a gap)"),
+    Setting("steps", "int", full=40000, quick=4000, lo=100, help="training steps"),
+    Setting("hidden", "int", full=32, lo=1, hi=65536, help="MLP SG hidden width"),
+)
 
 
 def compute(args):
     from sgtheory.linear import critical, datasets, from_samples, init, make_config, optimum, trajectory
-    from sgtheory.linear.sg import sg_apply
-    from sgtheory.validate import int_in_range
-
-    steps = int_in_range(args.steps or (4000 if args.quick else 40000), "--steps", lo=100)
+    from sgtheory.linear.sg import apply_sg
+    steps = args.steps
     every = steps // 100
     steps -= steps % every
-    hidden = int_in_range(args.hidden, "--hidden", lo=1)
-    X, Y = datasets.make(args.dataset, int_in_range(args.dim, "--dim", lo=1), 500, args.seed, target="classes")
+    hidden = args.hidden
+    X, Y = datasets.make(args.dataset, args.dim, 500, args.seed, target="classes")
     pr = from_samples(X, Y)
     key = jax.random.PRNGKey(args.seed)
     arrays, rows = {}, []
@@ -64,7 +64,7 @@ def compute(args):
         if sg != "none":
             u = jnp.ones((p_grid.shape[0],))
             for c in (0, 1):
-                arrays[f"sg_{i}_y{c}"] = np.asarray(sg_apply(state.sg[0], p_grid, jnp.full_like(p_grid, c), u))[:, 0]
+                arrays[f"sg_{i}_y{c}"] = np.asarray(apply_sg(state.sg[0], p_grid, jnp.full_like(p_grid, c), u))[:, 0]
         rows.append({"rule": label, "alpha": alpha, "beta": beta, "final_loss": float(tr.loss[-1]),
                      "excess_loss": float(tr.loss[-1]) - opt.loss,
                      "true_grad": float(critical.bp_gradient_norm(cfg, pr, state)),
@@ -107,7 +107,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

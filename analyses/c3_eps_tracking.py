@@ -21,18 +21,21 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c3_eps_tracking"
 MODELS = (("linear, SG at output", "linear", 0, "output"), ("deep linear, SG at layer 2", "deep-linear", 3, 2))
 
 
-def add_arguments(p):
-    p.add_argument("--dataset", default="correlated", help="data set (default correlated)")
-    p.add_argument("--dim", type=int, default=5, help="input dimension (default 5)")
-    p.add_argument("--delta", type=float, default=0.1, help="δ of the condition (default 0.1)")
-    p.add_argument("--steps", type=int, default=None, help="steps per run (default 5000; quick 1000)")
-    p.add_argument("--beta", type=float, default=0.05, help="SG rate β in part (a) (default 0.05)")
+SETTINGS = (
+    Setting("dataset", "str", full="correlated", choices=("teacher", "blobs", "xor", "correlated"), help="data set"),
+    Setting("dim", "int", full=5, lo=1, hi=10000, help="input dimension"),
+    Setting("delta", "float", full=0.1, above=0, hi=0.999999, help="δ of the condition, in (0, 1)"),
+    Setting("steps", "int", full=5000, quick=1000, lo=100, help="steps per run"),
+    Setting("beta", "float", full=0.05, above=0, help="SG rate β in part (a)"),
+    Setting("n_scales", "int", full=17, quick=9, lo=2, hi=1000, help="error scales c in part (b), log-spaced 0.1..1000"),
+)
 
 
 def _setup(model, depth, layer, args):
@@ -56,19 +59,15 @@ def _dist(net, opt):
 
 
 def compute(args):
-    from sgtheory import InputError
     from sgtheory.linear import init, loss, tracking, trajectory
     from sgtheory.linear.rules import State
-    from sgtheory.validate import int_in_range, positive
 
-    steps = int_in_range(args.steps or (1000 if args.quick else 5000), "--steps", lo=100)
+    steps = args.steps
     every = steps // 100
     steps -= steps % every
-    delta, beta = positive(args.delta, "--delta"), positive(args.beta, "--beta")
-    if delta >= 1:
-        raise InputError(f"--delta: must lie in (0, 1), got {delta}")
+    delta, beta = args.delta, args.beta
     key = jax.random.PRNGKey(args.seed)
-    cs = np.geomspace(0.1, 1000.0, 9 if args.quick else 17)
+    cs = np.geomspace(0.1, 1000.0, args.n_scales)
     arrays, rows = {"c": cs}, []
     for i, (label, model, depth, layer) in enumerate(MODELS):
         cfg, pr, opt, alpha = _setup(model, depth, layer, args)
@@ -138,7 +137,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,22 @@ jax.config.update("jax_enable_x64", True)  # the 1e-6 target needs float64, set 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c4_theorem1"
 
 
-def add_arguments(p):
-    p.add_argument("--dims", default=None, help="input dimensions, comma-separated (default 2,100; quick 2,10)")
-    p.add_argument("--rate", type=float, default=0.5, help="main rate c in α = c/λ_max(G) (default 0.5)")
-    p.add_argument("--tol", type=float, default=1e-6, help="target distance to the OLS solution (default 1e-6)")
-    p.add_argument("--max-steps", type=int, default=None, help="step cap per run (default 400000; quick 100000)")
-    p.add_argument("--sg", default="cond-linear", choices=["linear", "cond-linear"], help="SG variant")
-    p.add_argument("--n", type=int, default=2000, help="samples drawn to build each data set's moments")
+SETTINGS = (
+    Setting("dims", "ints", full=(2, 100), quick=(2, 10), lo=1, hi=10000, help="input dimensions"),
+    Setting("rate", "float", full=0.5, above=0, help="main rate c in α = c/λ_max(G)"),
+    Setting("tol", "float", full=1e-6, above=0, help="target distance to the OLS solution"),
+    Setting("max_steps", "int", full=400_000, quick=100_000, lo=1000, help="step cap per run"),
+    Setting("sg", "str", full="cond-linear", choices=("linear", "cond-linear"), help="SG variant"),
+    Setting("n", "int", full=2000, lo=2, hi=10**7, help="samples drawn to build each data set's moments"),
+    Setting("n_rates", "int", full=15, quick=7, lo=2, hi=1000, help="main rates c of the rate sweep, log-spaced 0.05..4"),
+    Setting("sweep_budget", "int", full=20000, quick=5000, lo=100, help="steps per run of the rate sweep"),
+)
 
 
 def _setup(name, dim, args):
@@ -53,12 +57,8 @@ def _distance(state, opt):
 
 def compute(args):
     from sgtheory.linear import datasets, init, loss, trajectory
-    from sgtheory.validate import int_in_range, positive, positive_list
-
-    dims = [int_in_range(d, "dims", lo=1) for d in
-            positive_list(args.dims or ("2,10" if args.quick else "2,100"), "--dims")]
-    rate, tol = positive(args.rate, "--rate"), positive(args.tol, "--tol")
-    max_steps = int_in_range(args.max_steps or (100_000 if args.quick else 400_000), "--max-steps", lo=1000)
+    dims = list(args.dims)
+    rate, tol, max_steps = args.rate, args.tol, args.max_steps
     chunk, every = 1000, 100
     key = jax.random.PRNGKey(args.seed)
     run = jax.jit(lambda cfg, pr, st, a: trajectory(cfg, pr, st, a, 0.0, chunk, every=every, record_states=True),
@@ -83,8 +83,8 @@ def compute(args):
                          "reached_tol": bool(hist[-1] < tol)})
 
     # rate sweep: final distance after a fixed budget, vmapped over c, smallest dimension
-    cs = np.geomspace(0.05, 4.0, 7 if args.quick else 15)
-    budget = 5000 if args.quick else 20000
+    cs = np.geomspace(0.05, 4.0, args.n_rates)
+    budget = args.sweep_budget
     sweep = {}
     for name in datasets.DATASETS:
         cfg, pr, opt, lam = _setup(name, dims[0], args)
@@ -125,7 +125,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c5_deep_linear"
 RULES = (  # label, sg, where ("mid" or "all"), sg step
@@ -32,28 +33,25 @@ RULES = (  # label, sg, where ("mid" or "all"), sg step
 )
 
 
-def add_arguments(p):
-    p.add_argument("--dataset", default="teacher", help="regression data set (default teacher)")
-    p.add_argument("--dim", type=int, default=10, help="input dimension (default 10)")
-    p.add_argument("--depths", default=None, help="hidden-layer counts (default 1,3,5,10; quick 1,3)")
-    p.add_argument("--width", type=int, default=16, help="hidden width (default 16)")
-    p.add_argument("--steps", type=int, default=None, help="steps (default 50000; quick 4000)")
-    p.add_argument("--alpha", type=float, default=0.02, help="main rate α (default 0.02)")
-    p.add_argument("--beta", type=float, default=0.05, help="fixed SG rate β (default 0.05)")
+SETTINGS = (
+    Setting("dataset", "str", full="teacher", choices=("teacher", "blobs", "xor", "correlated"), help="regression data set"),
+    Setting("dim", "int", full=10, lo=1, hi=10000, help="input dimension"),
+    Setting("depths", "ints", full=(1, 3, 5, 10), quick=(1, 3), lo=1, hi=50, help="hidden-layer counts"),
+    Setting("width", "int", full=16, lo=1, hi=4096, help="hidden width"),
+    Setting("steps", "int", full=50000, quick=4000, lo=100, help="steps"),
+    Setting("alpha", "float", full=0.02, above=0, help="main rate α"),
+    Setting("beta", "float", full=0.05, above=0, help="fixed SG rate β"),
+)
 
 
 def compute(args):
     from sgtheory.linear import datasets, effective, from_samples, init, make_config, optimum, trajectory
-    from sgtheory.validate import int_in_range, positive, positive_list
-
-    depths = [int_in_range(d, "--depths", lo=1) for d in positive_list(args.depths or ("1,3" if args.quick
-                                                                                        else "1,3,5,10"), "--depths")]
-    steps = int_in_range(args.steps or (4000 if args.quick else 50000), "--steps", lo=100)
+    depths = list(args.depths)
+    steps = args.steps
     every = steps // 100
     steps -= steps % every
-    alpha, beta = positive(args.alpha, "--alpha"), positive(args.beta, "--beta")
-    width = int_in_range(args.width, "--width", lo=1)
-    X, Y = datasets.make(args.dataset, int_in_range(args.dim, "--dim", lo=1), 1000, args.seed)
+    alpha, beta, width = args.alpha, args.beta, args.width
+    X, Y = datasets.make(args.dataset, args.dim, 1000, args.seed)
     pr = from_samples(X, Y).without_samples()
     key = jax.random.PRNGKey(args.seed)
     run = jax.jit(lambda cfg, st: trajectory(cfg, pr, st, alpha, beta, steps, every=every), static_argnums=0)
@@ -97,7 +95,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -22,23 +22,25 @@ jax.config.update("jax_enable_x64", True)  # 1e-6 relative agreement needs float
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c6_artificial_data"
 CHUNK = 1000
 
 
-def add_arguments(p):
-    p.add_argument("--dims", default=None, help="input dimensions (default 2,100; quick 2,20)")
-    p.add_argument("--depth", type=int, default=10, help="hidden layers of the deep linear model (default 10)")
-    p.add_argument("--width", type=int, default=32, help="hidden width (default 32)")
-    p.add_argument("--sg-layer", default="output", help="SG position: output (default), all, or an index 1..depth+1")
-    p.add_argument("--rate", type=float, default=0.5, help="linear model: α = rate/λ_max(E[(x,1)ᵀ(x,1)]) (default 0.5)")
-    p.add_argument("--deep-rate", type=float, default=0.06, help="deep linear model: α (default 0.06)")
-    p.add_argument("--init-scale", type=float, default=0.8, help="deep linear init: W ~ s·N(0, 1/fan_in) (default 0.8)")
-    p.add_argument("--max-steps", type=int, default=None, help="MSE step cap (default 100000; quick 30000)")
-    p.add_argument("--log-steps", type=int, default=None, help="log-loss steps (default 20000; quick 2000)")
-    p.add_argument("--n", type=int, default=None, help="samples per data set (default 2000; quick 500)")
+SETTINGS = (
+    Setting("dims", "ints", full=(2, 100), quick=(2, 20), lo=1, hi=10000, help="input dimensions"),
+    Setting("depth", "int", full=10, lo=1, hi=50, help="hidden layers of the deep linear model"),
+    Setting("width", "int", full=32, lo=1, hi=4096, help="hidden width"),
+    Setting("sg_layer", "str", full="output", help="SG position: output, all, or an index 1..depth+1"),
+    Setting("rate", "float", full=0.5, above=0, help="linear model: α = rate/λ_max(E[(x,1)ᵀ(x,1)])"),
+    Setting("deep_rate", "float", full=0.06, above=0, help="deep linear model: α"),
+    Setting("init_scale", "float", full=0.8, above=0, help="deep linear init: W ~ s·N(0, 1/fan_in)"),
+    Setting("max_steps", "int", full=100_000, quick=30_000, lo=CHUNK, help="MSE step cap"),
+    Setting("log_steps", "int", full=20_000, quick=2000, lo=CHUNK, help="log-loss steps"),
+    Setting("n", "int", full=2000, quick=500, lo=2, hi=10**7, help="samples per data set"),
+)
 
 
 def _run(run, cfg, pr, state, alpha, target, max_steps):
@@ -55,18 +57,12 @@ def _run(run, cfg, pr, state, alpha, target, max_steps):
 
 def compute(args):
     from sgtheory.linear import datasets, effective, from_samples, init, loss, make_config, optimum, trajectory
-    from sgtheory.validate import int_in_range, positive, positive_list
+    from sgtheory.validate import int_in_range
 
-    dims = [int_in_range(d, "--dims", lo=1) for d in positive_list(args.dims or ("2,20" if args.quick else "2,100"),
-                                                                     "--dims")]
-    depth = int_in_range(args.depth, "--depth", lo=1)
-    width = int_in_range(args.width, "--width", lo=1)
+    dims, depth, width, n = list(args.dims), args.depth, args.width, args.n
     layer = args.sg_layer if args.sg_layer in ("output", "all") else int_in_range(args.sg_layer, "--sg-layer", lo=1)
-    max_steps = int_in_range(args.max_steps or (30_000 if args.quick else 100_000), "--max-steps", lo=CHUNK)
-    log_steps = int_in_range(args.log_steps or (2000 if args.quick else 20_000), "--log-steps", lo=CHUNK)
-    n = int_in_range(args.n or (500 if args.quick else 2000), "--n", lo=2)
-    rate, deep_rate = positive(args.rate, "--rate"), positive(args.deep_rate, "--deep-rate")
-    init_scale = positive(args.init_scale, "--init-scale")
+    max_steps, log_steps = args.max_steps, args.log_steps
+    rate, deep_rate, init_scale = args.rate, args.deep_rate, args.init_scale
     make_config("deep-linear", depth=depth, width=width, sg="cond-linear", sg_layer=layer)  # bad input fails now
     key = jax.random.PRNGKey(args.seed)
     run = jax.jit(lambda cfg, pr, st, a: trajectory(cfg, pr, st, a, 0.0, CHUNK, every=CHUNK), static_argnums=0)
@@ -157,7 +153,7 @@ def plot(arrays, meta, out):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -22,21 +22,24 @@ jax.config.update("jax_enable_x64", True)  # the linear part runs in float64; th
 
 import numpy as np  # noqa: E402
 
-from sgtheory.repro import analysis_main  # noqa: E402
+from sgtheory.repro import analysis_main
+from sgtheory.settings import Setting  # noqa: E402
 
 NAME = "c8_loss_approx"
 
 
-def add_arguments(p):
-    p.add_argument("--steps", type=int, default=None, help="linear-model steps, each recorded (default 3000; quick 1500)")
-    p.add_argument("--alpha", type=float, default=0.02, help="main learning rate of the linear model (0.02)")
-    p.add_argument("--beta", type=float, default=0.05, help="SG learning rate of the linear model (0.05)")
-    p.add_argument("--net-steps", default=None,
-                   help="MNIST snapshot steps, comma-separated (default 100,200,400,800,1600; quick 50,100,200,400)")
-    p.add_argument("--depth", type=int, default=None, help="MNIST net hidden layers (default 6; quick 4)")
-    p.add_argument("--width", type=int, default=None, help="MNIST net width (default 256; quick 64)")
-    p.add_argument("--sg-layer", type=int, default=None, help="hidden layer of the cSG (default depth // 2)")
-    p.add_argument("--n-test", type=int, default=None, help="MNIST test samples probed (default 1000; quick 300)")
+SETTINGS = (
+    Setting("steps", "int", full=3000, quick=1500, lo=3, help="linear-model steps, each recorded"),
+    Setting("n_mixture", "int", full=600, quick=300, lo=10, hi=10**6, help="samples of the linear model's mixture data"),
+    Setting("alpha", "float", full=0.02, above=0, help="main learning rate of the linear model"),
+    Setting("beta", "float", full=0.05, above=0, help="SG learning rate of the linear model"),
+    Setting("net_steps", "ints", full=(100, 200, 400, 800, 1600), quick=(50, 100, 200, 400), lo=1,
+            help="MNIST snapshot steps"),
+    Setting("depth", "int", full=6, quick=4, lo=2, hi=50, help="MNIST net hidden layers"),
+    Setting("width", "int", full=256, quick=64, lo=1, hi=65536, help="MNIST net width"),
+    Setting("sg_layer", "int", full=None, optional=True, lo=1, help="hidden layer of the cSG (none: depth // 2)"),
+    Setting("n_test", "int", full=1000, quick=300, lo=10, hi=5000, help="MNIST test samples probed"),
+)
 
 
 def _mixture(n, d, k, seed):
@@ -53,12 +56,10 @@ def _linear_part(args):
     from sgtheory.linear.rules import forward
     from sgtheory.represent.sg_probes import (implied_loss_fn, linear_sg_fn, linear_sg_probe,
                                               loss_change_correlation, trajectory_loss_changes)
-    from sgtheory.validate import int_in_range, positive
-
-    steps = int_in_range(args.steps or (1500 if args.quick else 3000), "--steps", lo=3)
+    steps = args.steps
     every = 1  # every step recorded: the SG that moved h over step t is exactly the one recorded at t
-    alpha, beta = positive(args.alpha, "--alpha"), positive(args.beta, "--beta")
-    X, Y = _mixture(300 if args.quick else 600, 10, 3, args.seed)
+    alpha, beta = args.alpha, args.beta
+    X, Y = _mixture(args.n_mixture, 10, 3, args.seed)
     problem = from_samples(X, Y)
     config = make_config("deep-linear", depth=1, width=8, loss="mse", sg="cond-linear", sg_layer=1)
     state0 = init(config, problem, key=jax.random.PRNGKey(args.seed))
@@ -107,15 +108,13 @@ def _net_part(args):
     from sgtheory.nets import MLPConfig, forward, methods, train
     from sgtheory.represent.layerwise import label_ordered_sample
     from sgtheory.represent.sg_probes import compare_line_integral, net_sg_probe
-    from sgtheory.validate import int_in_range, positive_list
+    from sgtheory.validate import int_in_range
 
-    snaps = sorted({int_in_range(s, "--net-steps", lo=1) for s in positive_list(
-        args.net_steps or ("50,100,200,400" if args.quick else "100,200,400,800,1600"), "--net-steps")})
-    depth = int_in_range(args.depth or (4 if args.quick else 6), "--depth", lo=2)
-    width = int_in_range(args.width or (64 if args.quick else 256), "--width", lo=1)
-    k = int_in_range(args.sg_layer or depth // 2, "--sg-layer", lo=1, hi=depth - 1)
+    snaps = sorted(args.net_steps)
+    depth, width = args.depth, args.width
+    k = int_in_range(depth // 2 if args.sg_layer is None else args.sg_layer, "--sg-layer", lo=1, hi=depth - 1)
     data = load("mnist5k", seed=args.seed)
-    idx = label_ordered_sample(data.y_test, args.n_test or (300 if args.quick else 1000), seed=args.seed)
+    idx = label_ordered_sample(data.y_test, args.n_test, seed=args.seed)
     x, y = data.x_test[idx], np.eye(10)[data.y_test[idx]]
     config = MLPConfig(784, 10, depth=depth, width=width)
     method = methods.get("csg", layer=k)
@@ -223,7 +222,7 @@ def _diag(ax):
 
 
 def main(argv=None):
-    return analysis_main(NAME, compute, plot, argv, description=__doc__, add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, description=__doc__, settings=SETTINGS)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """The analysis-script framework behind ``analyses/`` and ``sgtheory repro``.
 
-Each script in ``analyses/`` reproduces one figure or table of the paper. It calls
-:func:`analysis_main` with two functions:
+Each script in ``analyses/`` reproduces one figure or table of the paper. It declares its options once,
+as a table of :class:`sgtheory.settings.Setting` rows (type, full value, quick value, bounds), and calls
+:func:`analysis_main` with them and two functions:
 
-- ``compute(args) -> (arrays, meta)``: the expensive part; ``arrays`` (name -> numeric array) is
+- ``compute(args) -> (arrays, meta)``: the expensive part; ``args`` holds every setting resolved for the
+  mode (``--quick`` or full) and checked; ``arrays`` (name -> numeric array) is
   written to ``OUT/data/NAME.npz`` and ``meta`` (JSON-able dict) to ``OUT/data/NAME.json``;
 - ``plot(arrays, meta, out) -> summary``: draws figures into ``OUT`` from the saved data and
   returns a small dict of headline numbers, printed as one JSON line.
 
-``--replot`` redraws from the saved data without recomputing. All files are written atomically.
+``--replot`` redraws from the saved data without recomputing. All files are written atomically. The
+resolved settings are recorded in the saved metadata (``meta["settings"]``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from sgtheory.errors import InputError
 from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.settings import SEED, Setting, add_settings, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,33 +61,54 @@ def analysis_main(
     plot: Callable[[dict, dict, Path], dict],
     argv: list[str] | None = None,
     *,
+    settings: Iterable[Setting] = (),
     description: str | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
-    """Parse the standard analysis options, compute (or reload) the data, plot, print a summary."""
+    """Parse the standard options and ``settings``, compute (or reload) the data, plot, print a summary.
+
+    Args:
+        name: the analysis' name (its data files are ``OUT/data/NAME.{npz,json}``).
+        compute: ``args -> (arrays, meta)``.
+        plot: ``(arrays, meta, out) -> summary``.
+        argv: the arguments (default ``sys.argv[1:]``).
+        settings: the analysis' option table (``--seed`` is added to it).
+        description: the ``--help`` text.
+        add_arguments: extra argparse options the table cannot express (rare).
+
+    Returns:
+        the exit code: 0, or 2 after one line on stderr for bad input.
+    """
     from sgtheory.cli.main import Parser
 
-    parser = Parser(prog=f"analyses/{name}.py", description=description)
+    table = (SEED, *settings)
+    parser = Parser(prog=f"analyses/{name}.py", description=description,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small, fast settings (CPU, minutes)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: figures/, or figures/quick/ with --quick)")
     parser.add_argument("--replot", action="store_true", help="redraw figures from OUT/data without recomputing")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_settings(parser, table)
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    enable_compilation_cache()
     try:
+        resolve(args, table, quick=args.quick)
+        enable_compilation_cache()
         out = ensure_writable_dir(args.out or default_out(args.quick))
         data_dir = ensure_writable_dir(out / "data")
         if args.replot:
+            if not (data_dir / f"{name}.npz").exists():
+                raise InputError(f"--replot: no saved data in {data_dir}; run the analysis without --replot first, "
+                                 f"with the same --out{' and --quick' if args.quick else ''}")
             arrays = load_npz(data_dir / f"{name}.npz", what="saved data")
             meta = read_json(data_dir / f"{name}.json", what="saved data")
         else:
             t0 = time.perf_counter()
             arrays, meta = compute(args)
             meta = {"analysis": name, "quick": bool(args.quick), "seed": args.seed,
-                    "seconds": round(time.perf_counter() - t0, 2), **meta}
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "settings": {s.name: getattr(args, s.name) for s in table}, **meta}
             savez(data_dir / f"{name}.npz", arrays)
             write_json(data_dir / f"{name}.json", meta)
         summary = plot(arrays, meta, out) or {}

@@ -1,7 +1,8 @@
-"""Test settings: float64 JAX for closed-form checks, Agg backend, fixed seeds.
+"""Test settings: float64 JAX for closed-form checks, strict rank promotion, Agg backend, fixed seeds.
 
 float64 is switched on here, once, before any test imports JAX code, and never flipped inside a
-test. Code that must run in float32 (nets, benchmarks) asks for its dtype explicitly.
+test. Code that must run in float32 (nets, benchmarks) asks for its dtype explicitly. Implicit rank
+promotion (broadcasting a (n,) array against an (n, k) one) raises, so shape slips fail loudly.
 """
 
 import os
@@ -13,6 +14,7 @@ os.environ["SGTHEORY_JAX_CACHE"] = "off"  # hermetic: no compiled programs share
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import matplotlib  # noqa: E402
 

@@ -8,7 +8,7 @@ import pytest
 from sgtheory import InputError
 from sgtheory import linear as L
 from sgtheory.linear.rules import full_batch, signals
-from sgtheory.linear.sg import line_search_rate, sg_loss_value
+from sgtheory.linear import sg as linear_sg
 
 
 # jitted once per config (Config is hashable): eager JAX would compile every primitive separately
@@ -88,10 +88,10 @@ def test_line_search_is_brute_force_minimiser(key):
     sig = signals(cfg, state, batch)
     h, t = sig.h[1], sig.targets[0]
     params = state.sg[0]
-    g = jax.grad(sg_loss_value)(params, h, batch.y, batch.u, t, batch.weight)
-    beta_star = float(line_search_rate(g, h, batch.y, batch.u, batch.weight))
+    g = jax.grad(linear_sg.sg_loss)(params, h, batch.y, batch.u, t, batch.weight)
+    beta_star = float(linear_sg.line_search_rate(g, h, batch.y, batch.u, batch.weight))
     betas = np.linspace(0.0, 3 * beta_star, 3001)
-    along = jax.jit(jax.vmap(lambda b: sg_loss_value(jax.tree_util.tree_map(lambda p, q: p - b * q, params, g),
+    along = jax.jit(jax.vmap(lambda b: linear_sg.sg_loss(jax.tree_util.tree_map(lambda p, q: p - b * q, params, g),
                                                      h, batch.y, batch.u, t, batch.weight)))
     vals = np.asarray(along(betas))
     assert abs(betas[np.argmin(vals)] - beta_star) <= 3 * beta_star / 3000  # grid resolution

@@ -32,7 +32,8 @@ def test_jacobian_matches_finite_differences():
     F = jax.jit(jax.vmap(lambda v: jax.flatten_util.ravel_pytree(L.step(cfg, pb, unravel(v), 0.07, 0.3))[0]))
     h = 1e-6
     E = np.eye(x.size)
-    fd = (np.asarray(F(x + h * E)) - np.asarray(F(x - h * E))).T / (2 * h)
+    x = np.asarray(x)
+    fd = (np.asarray(F(x[None, :] + h * E)) - np.asarray(F(x[None, :] - h * E))).T / (2 * h)
     np.testing.assert_allclose(J, fd, atol=1e-7)
 
 

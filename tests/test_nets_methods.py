@@ -12,7 +12,7 @@ import pytest
 from sgtheory import InputError
 from sgtheory.nets import MLPConfig, forward, init_bn_state, init_mlp, methods, record
 from sgtheory.nets.methods import MethodState
-from sgtheory.nets.sg_module import apply_sg, init_sg
+from sgtheory.sg import apply_sg, init_sg
 
 F64 = jnp.float64
 N, C = 5, 3  # batch 5 ≤ width + 1: a linear SG (even unconditioned) can interpolate any target on it
@@ -64,7 +64,7 @@ def fit_sg_to(tape, layers, targets, conditioned):
         feats = [h] + ([tape.onehot] if conditioned else []) + [jnp.ones((N, 1), F64)]
         theta = jnp.linalg.lstsq(jnp.concatenate(feats, axis=1), targets[k])[0]
         w = h.shape[1]
-        p = {"A": theta[:w], "c": theta[-1]}
+        p = {"A": theta[:w], "C": theta[-1]}
         if conditioned:
             p["B"] = theta[w:w + C]
         learned[str(k)] = p

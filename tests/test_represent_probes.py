@@ -265,7 +265,7 @@ def test_net_sg_probe_oracle_and_module(key):
     import jax
 
     from sgtheory.nets import MLPConfig, init_mlp
-    from sgtheory.nets.sg_module import init_sg
+    from sgtheory.sg import init_sg
 
     config = MLPConfig(7, 4, depth=3, width=6, activation="tanh")
     params = init_mlp(config, key=key)
@@ -278,7 +278,7 @@ def test_net_sg_probe_oracle_and_module(key):
     oracle = sp.compare_line_integral(probe.grad, probe.loss, h0, h1, y, n_points=16)
     # smooth (tanh) upper net: 16-node Gauss–Legendre is accurate far below the float32 params' precision
     np.testing.assert_allclose(oracle.implied, oracle.true, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(probe.sg(h0, y), h0 @ sg_params["A"] + y @ sg_params["B"] + sg_params["c"],
+    np.testing.assert_allclose(probe.sg(h0, y), h0 @ sg_params["A"] + y @ sg_params["B"] + sg_params["C"][None, :],
                                rtol=1e-6, atol=1e-6)
     with pytest.raises(InputError, match="layer"):
         sp.net_sg_probe(params, config, sg_params, layer=4)
@@ -294,7 +294,7 @@ def test_checkpoint_sg_probe(tiny_checkpoint, rng):
     h = act.checkpoint_activations(ck, data.x_test[:20]).arrays[0]
     y = np.eye(10)[data.y_test[:20]]
     # float32 checkpoint parameters: agreement to float32 round-off
-    np.testing.assert_allclose(probe.sg(h, y), h @ p["A"] + y @ p["B"] + p["c"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probe.sg(h, y), h @ p["A"] + y @ p["B"] + p["C"], rtol=1e-5, atol=1e-5)
     with pytest.raises(InputError, match="no SG module at layer 2"):
         sp.checkpoint_sg_probe(ck, layer=2)
 

@@ -16,8 +16,8 @@ from sgtheory.nets.input_model import apply_input_model, init_input_model
 from sgtheory.nets.methods import MethodState
 from sgtheory.nets.methods.unlock import record_synthetic
 from sgtheory.nets.mlp import norm_act
-from sgtheory.nets.sg_module import apply_sg
 from sgtheory.nets.sg_shift import train_apply_shift
+from sgtheory.sg import apply_sg
 
 F64 = jnp.float64
 N, C = 5, 3  # batch 5 ≤ n_in + 1: a linear input model can interpolate any real input on it
@@ -92,8 +92,8 @@ def _reference_credit(m, cfg, params, x, y, learned):
 
     Layer ``j`` runs from ``in_j`` (``x`` for ``j = 1``, else ``I_j(x)``); hidden layer ``j`` learns by
     ``∂/∂θ_j mean_n ⟨δ_j, f_j(in_j; θ_j)⟩`` with ``δ_j = SG_j(o_j, y)``; the output layer by ``∂/∂θ`` of
-    the cross-entropy of ``in_{D+1} W + b``; ``SG_j`` regresses at ``in_{j+1}`` onto
-    ``n ∂/∂in_{j+1}`` of the layer above's objective; ``I_j`` onto the real ``h_{j-1}``.
+    the cross-entropy of ``in_{D+1} W + b``; ``SG_j`` regresses (½ mean squared error) at ``in_{j+1}``
+    onto ``n ∂/∂in_{j+1}`` of the layer above's objective; ``I_j`` onto the real ``h_{j-1}``.
     """
     d, n = cfg.depth, x.shape[0]
     _, real = forward(params, x, cfg, train=True)
@@ -112,7 +112,7 @@ def _reference_credit(m, cfg, params, x, y, learned):
         sg, inp = learned[str(j)], ins[j + 1]
 
         def sg_loss(p, inp=inp, target=target):
-            return jnp.mean(jnp.sum((apply_sg(p, inp, y) - target) ** 2, axis=1))
+            return 0.5 * jnp.mean(jnp.sum((apply_sg(p, inp, y) - target) ** 2, axis=1))
         sg_grads[str(j)] = jax.grad(sg_loss)(sg)
         delta = apply_sg(sg, hidden(params[j - 1], ins[j]), y)
         signals[j - 1] = delta
@@ -121,7 +121,7 @@ def _reference_credit(m, cfg, params, x, y, learned):
         target = n * t
     for j in range(2, d + 2):
         h = real[j - 2]
-        sg_grads[f"I{j}"] = jax.grad(lambda p, h=h: jnp.mean(jnp.sum((apply_input_model(p, x) - h) ** 2, axis=1)))(
+        sg_grads[f"I{j}"] = jax.grad(lambda p, h=h: 0.5 * jnp.mean(jnp.sum((apply_input_model(p, x) - h) ** 2, axis=1)))(
             learned[f"I{j}"])
     return tuple(grads), sg_grads, tuple(signals)
 
@@ -187,8 +187,8 @@ def test_train_apply_shift_is_measured(name, opts, plain):
     _, t_cut, _ = m.credit_with_targets(st, cut)
     for i, k in enumerate(layers):  # both sides recomputed from their definitions
         sg = st.learned[str(k)]
-        train = jnp.mean(jnp.sum((apply_sg(sg, cut.inputs[k], y) - t_cut[k]) ** 2, axis=1))
-        apply = jnp.mean(jnp.sum((apply_sg(sg, real.hiddens[k], y) - t_real[k]) ** 2, axis=1))
+        train = 0.5 * jnp.mean(jnp.sum((apply_sg(sg, cut.inputs[k], y) - t_cut[k]) ** 2, axis=1))
+        apply = 0.5 * jnp.mean(jnp.sum((apply_sg(sg, real.hiddens[k], y) - t_real[k]) ** 2, axis=1))
         np.testing.assert_allclose([s["train_loss"][i], s["apply_loss"][i]], [train, apply], rtol=1e-10)
         h_syn = apply_input_model(st.learned[f"I{k + 1}"], x)
         np.testing.assert_allclose(s["input_error"][i], jnp.sum((h_syn - real.hiddens[k]) ** 2)

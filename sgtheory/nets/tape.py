@@ -77,7 +77,7 @@ def record(params, bn_state, x, y_onehot, config: MLPConfig):
     h, hiddens, vjps, batch_stats = x, [x], [], []
     for i in range(config.depth):
         layer = params[i]
-        a = h @ layer["W"] + layer["b"]
+        a = h @ layer["W"] + layer["b"][None, :]
         if config.batchnorm:
             bn = {"gamma": layer["gamma"], "beta": layer["beta"]}
 
@@ -91,6 +91,6 @@ def record(params, bn_state, x, y_onehot, config: MLPConfig):
             h, vjp = jax.vjp(lambda a_: norm_act(layer, a_, config, None, True)[0], a)
             vjps.append(lambda d, vjp=vjp: (vjp(d)[0], None))
         hiddens.append(h)
-    logits = h @ params[-1]["W"] + params[-1]["b"]
+    logits = h @ params[-1]["W"] + params[-1]["b"][None, :]
     new_state = update_bn_state(bn_state, batch_stats) if config.batchnorm else bn_state
     return Tape(config, params, hiddens, vjps, logits, y_onehot), new_state

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from sgtheory.represent import cka as _cka
-from sgtheory.represent._validate import cca_sample_check
+from sgtheory.represent._validate import cca_sample_check, distinct_samples
 
 DEVICE_MEASURES = ("linear_cka", "cca", "svcca")
 
@@ -57,8 +57,8 @@ def _canonical(measure: str, prep_a, prep_b, reg: float, jnp) -> np.ndarray:
     out = np.empty((len(prep_a), len(prep_b)))
     for i, p in enumerate(prep_a):
         r = p.B.shape[1]
-        for w in widths:
-            cca_sample_check(n, r, w, measure, regularization=reg)
+        for q, w in zip(prep_b, widths):
+            cca_sample_check(n, r, w, measure, regularization=reg, distinct=distinct_samples(p.groups, q.groups, n))
         cross = jnp.asarray(p.B).T @ y_all  # (r_i, Σ r_j)
         if len(set(widths)) == 1:  # equal widths: one batched SVD over the blocks
             blocks = cross.reshape(r, len(widths), widths[0]).transpose(1, 0, 2)

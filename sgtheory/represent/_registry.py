@@ -111,7 +111,7 @@ def scalar_function(measure, options: dict) -> Callable[[Any, Any], float]:
         opts = m.options(options, measure)
 
         def f(X, Y):
-            x, y = paired(X, Y, min_samples=m.min_for(opts), drop_constant=m.drop_constant)
+            x, y = paired(X, Y, min_samples=m.min_for(opts), drop_constant=m.drop_constant, rescale=True)
             return m.pair(m.prepare(x, "X", **opts), m.prepare(y, "Y", **opts), **opts)
 
         return f

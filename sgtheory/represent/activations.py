@@ -39,7 +39,6 @@ from sgtheory.io import load_npz
 
 LAYERS_KEY = "layers"
 LABELS_KEY = "labels"
-ACTIVATION_SUFFIXES = (".npz", ".safetensors")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class LayerActivations:
       labels: ``(n_samples,)`` integer class labels, or ``None``.
       source: where they came from (file or checkpoint path), for messages and reports.
       notes: human-readable remarks (e.g. flattened layers).
+      indices: each layer's index in the whole model (its position in the file, or its depth in the net),
+        which :meth:`select` keeps; ``()`` means ``0 … len - 1``.
     """
 
     names: tuple[str, ...]
@@ -59,36 +60,95 @@ class LayerActivations:
     labels: np.ndarray | None = None
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    indices: tuple[int, ...] = field(default=())
+
+    def __post_init__(self):
+        if not self.indices:
+            object.__setattr__(self, "indices", tuple(range(len(self.arrays))))
 
     @property
     def n_samples(self) -> int:
+        """Rows (samples) of every layer."""
         return int(self.arrays[0].shape[0])
 
     def __len__(self) -> int:
         return len(self.arrays)
 
     def select(self, layers: Sequence[int | str] | None) -> "LayerActivations":
-        """The layers given by index (negative allowed) or by name, in the order given."""
+        """The layers given by position (negative allowed) or by name, in the order given.
+
+        Args:
+          layers: positions among this object's layers or names; ``None`` keeps all.
+
+        Returns:
+          A :class:`LayerActivations` of those layers (``indices`` still name their place in the model).
+
+        Raises:
+          InputError: an unknown name, a position out of range, a layer asked for twice, or an empty list.
+        """
         if layers is None:
             return self
-        idx = [_layer_index(self, spec) for spec in layers]
-        if not idx:
-            raise InputError(f"{self.source}: empty layer selection")
+        idx = resolve_layers(self.names, layers, self.source)
         return LayerActivations(tuple(self.names[i] for i in idx), tuple(self.arrays[i] for i in idx),
-                                self.labels, self.source, self.notes)
+                                self.labels, self.source, self.notes, tuple(self.indices[i] for i in idx))
 
     def subsample(self, index: np.ndarray) -> "LayerActivations":
-        """The same layers restricted to the samples ``index`` (an integer index array)."""
+        """The same layers restricted to the samples ``index`` (an integer index array).
+
+        Args:
+          index: the rows to keep, in the order to keep them.
+
+        Returns:
+          A :class:`LayerActivations` over those samples.
+        """
         labels = None if self.labels is None else self.labels[index]
-        return LayerActivations(self.names, tuple(a[index] for a in self.arrays), labels, self.source, self.notes)
+        return LayerActivations(self.names, tuple(a[index] for a in self.arrays), labels, self.source, self.notes,
+                                self.indices)
+
+
+def resolve_layers(names: Sequence[str], layers: Sequence[int | str], source: str) -> list[int]:
+    """Positions of ``layers`` (positions, negative allowed, or names) among a model's layers ``names``.
+
+    Args:
+      names: the model's layer names, in order.
+      layers: the selection: integers (or integer strings) and names.
+      source: the model's file or folder, for messages.
+
+    Returns:
+      The positions, in the order given.
+
+    Raises:
+      InputError: an empty selection, an unknown name, a position out of range, or a layer asked for twice.
+    """
+    specs = list(layers)
+    if not specs:
+        raise InputError(f"{source}: empty layer selection")
+    idx = [_layer_index(names, spec, source) for spec in specs]
+    seen: dict[int, int | str] = {}
+    for spec, i in zip(specs, idx):
+        if i in seen:
+            raise InputError(f"{source}: layer {names[i]!r} asked for twice ({seen[i]!r} and {spec!r}); "
+                             "list each layer once")
+        seen[i] = spec
+    return idx
 
 
 def make_activations(arrays: dict[str, np.ndarray] | Sequence[np.ndarray], *, labels=None, source: str = "arrays",
                      names: Sequence[str] | None = None) -> LayerActivations:
     """Validate arrays (first axis = samples) into a :class:`LayerActivations`.
 
-    ``arrays`` is a name -> array mapping (order kept) or a sequence (then named ``layer0``, ``layer1``, ...
-    unless ``names`` is given). Arrays with more than 2 axes are flattened per sample, with a note.
+    Args:
+      arrays: a name -> array mapping (order kept) or a sequence (then named ``layer0``, ``layer1``, ...
+        unless ``names`` is given). Arrays with more than 2 axes are flattened per sample, with a note.
+      labels: ``(n,)`` integer class labels (or one-hot ``(n, k)``), or ``None``.
+      source: where they came from, for messages.
+      names: layer names for a sequence.
+
+    Returns:
+      A :class:`LayerActivations` of float64 arrays.
+
+    Raises:
+      InputError: non-numeric, complex, 0-D/1-D, empty or non-finite arrays, or differing sample counts.
     """
     if isinstance(arrays, dict):
         items = list(arrays.items())
@@ -106,6 +166,8 @@ def make_activations(arrays: dict[str, np.ndarray] | Sequence[np.ndarray], *, la
         a = np.asarray(a)
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise InputError(f"{source}: layer {name!r} is not a numeric array (dtype {a.dtype})")
+        if np.iscomplexobj(a):
+            raise InputError(f"{source}: layer {name!r} holds complex values; activations must be real")
         if a.ndim < 2:
             raise InputError(f"{source}: layer {name!r} has shape {a.shape}; expected (n_samples, n_features)")
         if a.ndim > 2:
@@ -136,6 +198,9 @@ def load_activations(path, *, layers: Sequence[int | str] | None = None,
       layers: optional selection (indices or names) applied after loading.
       n_layers: if given, the number of layers the caller expects (after selection); a different count
         raises :class:`InputError`.
+
+    Returns:
+      A :class:`LayerActivations`.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -154,10 +219,17 @@ def load_activations(path, *, layers: Sequence[int | str] | None = None,
 
 
 def checkpoint_activations(checkpoint, x, *, labels=None, source: str | None = None) -> LayerActivations:
-    """Activations of a checkpointed net on inputs ``x`` ``(n, n_in)``: layers ``h1 … hD``, then ``logits``.
+    """Activations of a checkpointed net: layers ``h1 … hD``, then ``logits``.
 
-    ``checkpoint``: a path accepted by :func:`sgtheory.nets.load_checkpoint` or a loaded
-    :class:`sgtheory.nets.Checkpoint`; ``labels``: optional ``(n,)`` class labels to carry along.
+    Args:
+      checkpoint: a path accepted by :func:`sgtheory.nets.load_checkpoint` or a loaded
+        :class:`sgtheory.nets.Checkpoint`.
+      x: ``(n, n_in)`` inputs.
+      labels: optional ``(n,)`` class labels to carry along.
+      source: the name used in messages (default: the checkpoint's path).
+
+    Returns:
+      A :class:`LayerActivations` with ``D + 1`` layers.
     """
     from sgtheory.nets import Checkpoint, activations, load_checkpoint
 
@@ -168,8 +240,15 @@ def checkpoint_activations(checkpoint, x, *, labels=None, source: str | None = N
 
 
 def is_checkpoint(path) -> bool:
-    """Whether ``path`` names an sgtheory checkpoint (a folder, ``.json``, or an ``.npz`` with a sibling
-    ``.json`` of the checkpoint format) rather than an activation file."""
+    """Whether ``path`` names an sgtheory checkpoint rather than an activation file.
+
+    Args:
+      path: a folder, a ``.json``, or an ``.npz`` (a checkpoint when named ``checkpoint.npz`` or beside a
+        ``.json`` of the checkpoint format).
+
+    Returns:
+      ``True`` for a checkpoint.
+    """
     from sgtheory.nets.checkpoint import FORMAT
 
     p = Path(path)
@@ -253,13 +332,17 @@ def _check_labels(labels, n: int, source: str) -> np.ndarray | None:
     return y.astype(np.int64)
 
 
-def _layer_index(acts: LayerActivations, spec: int | str) -> int:
-    if isinstance(spec, str) and not spec.lstrip("-").isdigit():
-        if spec not in acts.names:
-            raise InputError(f"{acts.source}: no layer named {spec!r}; layers are {', '.join(acts.names)}")
-        return acts.names.index(spec)
-    i = int(spec)
-    if not -len(acts) <= i < len(acts):
-        raise InputError(f"{acts.source}: layer {i} asked for, but it has {len(acts)} layers "
-                         f"(0..{len(acts) - 1})")
-    return i % len(acts)
+def _layer_index(names: Sequence[str], spec: int | str, source: str) -> int:
+    n = len(names)
+    if isinstance(spec, str) and not spec.strip().lstrip("-").isdigit():
+        if spec not in names:
+            raise InputError(f"{source}: no layer named {spec!r}; its {n} layers are {', '.join(names)}")
+        return list(names).index(spec)
+    try:
+        i = int(spec)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: layer {spec!r} is neither a position nor a name") from None
+    if not -n <= i < n:
+        raise InputError(f"{source}: layer {i} asked for, but it has {n} layers (positions 0..{n - 1} or "
+                         f"{-n}..-1: {', '.join(names)})")
+    return i % n

@@ -31,21 +31,37 @@ __all__ = ["linear_cka", "rbf_cka", "minibatch_cka", "MinibatchCKA"]
 def linear_cka(X, Y, *, debiased: bool = False) -> float:
     """Linear CKA ``‖Y_c^T X_c‖²_F / (‖X_c^T X_c‖_F ‖Y_c^T Y_c‖_F)`` on centred views.
 
-    ``debiased=True`` replaces each HSIC by the unbiased estimator (needs ``n ≥ 4``). Invariant to
-    orthogonal transforms and isotropic scaling of either view; identical views give 1.
+    Invariant to orthogonal transforms and isotropic scaling of either view; identical views give 1.
+
+    Args:
+      X: ``(n, d_x)`` first view.
+      Y: ``(n, d_y)`` second view, the same samples.
+      debiased: replace each HSIC by the unbiased estimator (needs ``n ≥ 4``).
+
+    Returns:
+      The similarity, in [0, 1] (debiased: may fall slightly below 0 for unrelated views).
     """
-    x, y = paired(X, Y, min_samples=4 if debiased else 2)
+    x, y = paired(X, Y, min_samples=4 if debiased else 2, rescale=True)
     return _linear_pair(_Linear.of(x, "X", debiased), _Linear.of(y, "Y", debiased))
 
 
 def rbf_cka(X, Y, *, sigma_frac: float = 1.0, debiased: bool = False) -> float:
     """CKA with Gaussian kernels ``K_ij = exp(-‖x_i - x_j‖² / (2 σ²))``, one bandwidth per view.
 
-    ``σ = sigma_frac · sqrt(median of the n² squared pairwise distances)``, the diagonal zeros
-    included, as in Kornblith et al.'s reference code. Costs ``O(n²)`` memory per view.
+    Costs ``O(n²)`` memory per view.
+
+    Args:
+      X: ``(n, d_x)`` first view.
+      Y: ``(n, d_y)`` second view, the same samples.
+      sigma_frac: ``σ = sigma_frac · sqrt(median of the n² squared pairwise distances)``, the diagonal
+        zeros included, as in Kornblith et al.'s reference code.
+      debiased: use the unbiased HSIC estimator (needs ``n ≥ 4``).
+
+    Returns:
+      The similarity, in [0, 1] (debiased: may fall slightly below 0).
     """
     frac = positive(sigma_frac, "sigma_frac")
-    x, y = paired(X, Y, min_samples=4 if debiased else 2)
+    x, y = paired(X, Y, min_samples=4 if debiased else 2, rescale=True)
     return _gram_pair(_Gram.rbf(x, "X", frac, debiased), _Gram.rbf(y, "Y", frac, debiased))
 
 
@@ -54,12 +70,20 @@ def minibatch_cka(X, Y, *, batch_size: int = 256) -> float:
 
     ``Σ_b HSIC_1(K_b, L_b) / sqrt(Σ_b HSIC_1(K_b, K_b) · Σ_b HSIC_1(L_b, L_b))`` with the unbiased
     HSIC of each batch. A final partial batch is used when it has at least 4 samples (the unbiased
-    estimator's minimum) and dropped otherwise. Shuffle the rows first if their order is not random.
-    For streams, use :class:`MinibatchCKA`.
+    estimator's minimum) and dropped otherwise. Shuffle the rows first if their order is not random
+    (sorted rows, e.g. by class, bias the value upward). For streams, use :class:`MinibatchCKA`.
+
+    Args:
+      X: ``(n, d_x)`` first view, ``n ≥ 4``.
+      Y: ``(n, d_y)`` second view, the same samples.
+      batch_size: samples per batch, ≥ 4.
+
+    Returns:
+      The estimate (may fall slightly below 0 for unrelated views).
     """
     if int(batch_size) != batch_size or batch_size < 4:
         raise InputError(f"batch_size: must be an integer >= 4 (the unbiased HSIC needs 4 samples), got {batch_size!r}")
-    x, y = paired(X, Y, min_samples=4, drop_constant=False)
+    x, y = paired(X, Y, min_samples=4, drop_constant=False, rescale=True)
     acc = MinibatchCKA()
     for start in range(0, x.shape[0], int(batch_size)):
         if x.shape[0] - start >= 4:
@@ -82,6 +106,7 @@ class MinibatchCKA:
         self.n_batches = 0
 
     def update(self, X, Y) -> "MinibatchCKA":
+        """Add one batch: ``X`` ``(b, d_x)`` and ``Y`` ``(b, d_y)``, the same ``b ≥ 4`` samples. Returns ``self``."""
         x, y = paired(X, Y, min_samples=4, drop_constant=False)
         lx, ly = _Linear.of(x, "X", True, check=False), _Linear.of(y, "Y", True, check=False)
         self.hsic_xy += _unbiased_linear_hsic(lx, ly)
@@ -92,6 +117,7 @@ class MinibatchCKA:
 
     @property
     def value(self) -> float:
+        """The minibatch CKA of the batches so far (an :class:`~sgtheory.InputError` before any batch)."""
         if self.n_batches == 0:
             raise InputError("minibatch CKA: no batch has been added")
         if self.hsic_xx <= 0 or self.hsic_yy <= 0:

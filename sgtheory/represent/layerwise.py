@@ -45,14 +45,21 @@ class LayerComparison:
     n_samples: int
 
     def matching_values(self, measure: str) -> np.ndarray:
-        """``matrices[measure][i, j]`` over the matching pairs."""
+        """``matrices[measure][i, j]`` over the :attr:`matching` pairs, as an array."""
         m = self.matrices[measure]
         return np.array([m[i, j] for i, j in self.matching])
 
 
 def matching_layers(n_a: int, n_b: int) -> tuple[tuple[int, int], ...]:
-    """Pairs ``(i, j)`` for per-layer curves: ``i ↔ i`` when both have ``n`` layers, else each layer ``i``
-    of A with the layer of B at the same relative depth, ``j = round(i (n_b − 1) / (n_a − 1))``."""
+    """Pairs of layers ``(i, j)`` compared in per-layer curves.
+
+    Args:
+      n_a, n_b: the two models' layer counts.
+
+    Returns:
+      ``i ↔ i`` when both have ``n`` layers, else each layer ``i`` of A with the layer of B at the same
+      relative depth, ``j = round(i (n_b − 1) / (n_a − 1))``.
+    """
     if n_a == n_b:
         return tuple((i, i) for i in range(n_a))
     if n_a == 1:
@@ -61,7 +68,14 @@ def matching_layers(n_a: int, n_b: int) -> tuple[tuple[int, int], ...]:
 
 
 def parse_measures(text: str | Sequence[str]) -> tuple[str, ...]:
-    """Validate a comma-separated list (or sequence) of names from :data:`MEASURES`; order kept, no repeats."""
+    """Validate measure names.
+
+    Args:
+      text: a comma-separated list (or a sequence) of names from :data:`MEASURES`.
+
+    Returns:
+      The names, in order, each once.
+    """
     items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
     if not items:
         raise InputError("measures: empty list")
@@ -74,14 +88,21 @@ def parse_measures(text: str | Sequence[str]) -> tuple[str, ...]:
 def compare_layers(a: LayerActivations, b: LayerActivations, measures: Sequence[str] = ("cka", "svcca"), *,
                    labels=None, probe_test_fraction: float = 0.5, seed: int = 0,
                    options: dict[str, dict] | None = None) -> LayerComparison:
-    """All layer pairs of ``a`` and ``b`` under each measure in ``measures`` (names in :data:`MEASURES`).
+    """All layer pairs of ``a`` and ``b`` under each measure.
 
-    ``options``: per short measure name, keyword options for :func:`sgtheory.represent.similarity_matrix`
-    (e.g. ``{"rdm": {"metric": "euclidean"}, "svcca": {"variance": 0.98}}``).
+    Args:
+      a, b: the two models' layers, the same samples in the same order.
+      measures: names in :data:`MEASURES`.
+      labels: ``(n,)`` class labels for ``"probe"`` (default: ``a.labels``, else ``b.labels``): a
+        logistic-regression probe per layer, trained on a stratified ``1 − probe_test_fraction`` share of
+        the samples and scored on the rest (split by ``seed``).
+      probe_test_fraction: the probes' held-out share, in (0, 1).
+      seed: the probes' split.
+      options: per short measure name, keyword options for :func:`sgtheory.represent.similarity_matrix`
+        (e.g. ``{"rdm": {"metric": "euclidean"}, "svcca": {"variance": 0.98}}``).
 
-    ``a`` and ``b`` must hold the same samples in the same order. ``"probe"`` needs ``labels`` ``(n,)``
-    (default: ``a.labels``, else ``b.labels``): a logistic-regression probe per layer, trained on a
-    stratified ``1 − probe_test_fraction`` share of the samples and scored on the rest (split by ``seed``).
+    Returns:
+      A :class:`LayerComparison`.
     """
     from sgtheory.represent import similarity_matrix
 
@@ -108,7 +129,17 @@ def compare_layers(a: LayerActivations, b: LayerActivations, measures: Sequence[
 
 
 def probe_accuracy(acts: LayerActivations, labels, *, test_fraction: float = 0.5, seed: int = 0) -> np.ndarray:
-    """Held-out accuracy of a linear probe on each layer, ``(n_layers,)``; one stratified split for all layers."""
+    """Held-out accuracy of a linear probe on each layer, one stratified split for all layers.
+
+    Args:
+      acts: the layers.
+      labels: ``(n,)`` class labels.
+      test_fraction: the held-out share, in (0, 1).
+      seed: the split.
+
+    Returns:
+      ``(n_layers,)`` accuracies in [0, 1].
+    """
     from sgtheory.data import stratified_split
     from sgtheory.represent import linear_probe
 
@@ -126,9 +157,16 @@ def probe_accuracy(acts: LayerActivations, labels, *, test_fraction: float = 0.5
 
 
 def label_ordered_sample(labels, n: int, *, seed: int = 0) -> np.ndarray:
-    """Indices of ``n`` samples, as balanced over classes as possible, sorted by label (then by index).
+    """A class-balanced sample, sorted by label (then by index): the rows of an RDM with class blocks.
 
-    Each class gets ``n // C`` random members (the first ``n % C`` classes one more), capped by its size.
+    Args:
+      labels: ``(N,)`` class labels.
+      n: how many samples; each of the ``C`` classes gets ``n // C`` random members (the first ``n % C``
+        classes one more), capped by its size.
+      seed: which members.
+
+    Returns:
+      The samples' indices into ``labels``.
     """
     y = np.asarray(labels)
     if y.ndim != 1 or y.size == 0:
@@ -143,12 +181,20 @@ def label_ordered_sample(labels, n: int, *, seed: int = 0) -> np.ndarray:
 
 
 def diagonal_block_distance(rdms: Sequence[np.ndarray], labels, *, reference: int = -1) -> np.ndarray:
-    """Distance of each RDM's within-class blocks to those of the ``reference`` RDM (default: the last).
+    """Distance of each RDM's within-class blocks to those of the ``reference`` RDM.
 
     For an RDM ``R`` ``(n, n)`` and labels ``(n,)``, let ``v(R)`` collect the entries ``R[i, j]``, ``i < j``,
-    with ``labels[i] == labels[j]`` (the upper triangles of the diagonal class blocks). Returns, per RDM,
-    the root-mean-square difference ``‖v(R_l) − v(R_ref)‖₂ / sqrt(len(v))`` (the L2 distance of Czarnecki
-    et al.'s Fig. 7, divided by the square root of the entry count so it does not grow with the sample size).
+    with ``labels[i] == labels[j]`` (the upper triangles of the diagonal class blocks).
+
+    Args:
+      rdms: ``(n, n)`` RDMs over the same samples.
+      labels: ``(n,)`` class labels of the samples.
+      reference: which RDM the others are compared with (default: the last).
+
+    Returns:
+      Per RDM, the root-mean-square difference ``‖v(R_l) − v(R_ref)‖₂ / sqrt(len(v))`` (the L2 distance of
+      Czarnecki et al.'s Fig. 7, divided by the square root of the entry count so it does not grow with the
+      sample size).
     """
     y = np.asarray(labels)
     rows, cols = np.triu_indices(y.size, k=1)

@@ -15,12 +15,22 @@ def linear_probe(X_train, y_train, X_test, y_test, *, C: float = 1.0, max_iter: 
                  standardize: bool = True, seed: int = 0) -> float:
     """Held-out accuracy of a multinomial logistic-regression probe on frozen features.
 
-    ``X_train``: ``(n_train, d)``, ``y_train``: ``(n_train,)`` integer (or string) labels,
-    ``X_test``: ``(n_test, d)``, ``y_test``: ``(n_test,)``. Features are standardised with the
-    training set's mean and standard deviation when ``standardize`` (constant features scale to 0),
-    then an L2-regularised logistic regression (inverse strength ``C``, lbfgs, ``seed`` as its
-    ``random_state``) is fitted on the training split. Returns the accuracy on the test split, in
-    [0, 1]. Deterministic for a given ``seed``.
+    Features are standardised with the training set's mean and standard deviation when ``standardize``
+    (constant features scale to 0), then an L2-regularised logistic regression (lbfgs) is fitted on the
+    training split. Deterministic for a given ``seed``.
+
+    Args:
+      X_train: ``(n_train, d)`` features.
+      y_train: ``(n_train,)`` integer (or string) labels, at least 2 classes.
+      X_test: ``(n_test, d)`` features.
+      y_test: ``(n_test,)`` labels.
+      C: inverse regularisation strength, > 0.
+      max_iter: lbfgs iterations.
+      standardize: standardise the features first.
+      seed: the model's ``random_state``.
+
+    Returns:
+      The accuracy on the test split, in [0, 1].
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -35,6 +45,11 @@ def linear_probe(X_train, y_train, X_test, y_test, *, C: float = 1.0, max_iter: 
     if np.unique(ytr).size < 2:
         raise InputError("y_train: needs at least 2 classes to fit a probe")
     if standardize:
+        # one power of two for both splits (exact; standardising undoes it) keeps the variances finite
+        top = float(np.abs(xtr).max())
+        if top > 0 and not 2.0**-64 <= top <= 2.0**64:
+            shift = -np.frexp(top)[1]
+            xtr, xte = np.ldexp(xtr, shift), np.ldexp(xte, shift)
         scaler = StandardScaler().fit(xtr)
         xtr, xte = scaler.transform(xtr), scaler.transform(xte)
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)

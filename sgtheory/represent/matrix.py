@@ -21,13 +21,6 @@ def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, backend:
                       show_progress: bool | None = False, **options) -> np.ndarray:
     """``S[i, j] = measure(layers_a[i], layers_b[j])`` for all pairs of layers.
 
-    ``layers_a``, ``layers_b``: sequences (or mappings, in their order) of ``(n_samples, d_k)``
-    arrays over the same samples; ``layers_b=None`` compares ``layers_a`` with itself. ``measure``:
-    ``"linear_cka"``, ``"rbf_cka"``, ``"cca"`` (mean canonical correlation), ``"svcca"``,
-    ``"pwcca"``, ``"rsa"``, ``"minibatch_cka"``, or any callable ``f(X, Y, **options)`` returning a
-    float (or an object with ``.value``); ``options`` are passed to the measure (e.g.
-    ``debiased=True``, ``variance=0.95``). Returns an ``(N, M)`` float array.
-
     For the named measures except ``minibatch_cka``, each layer is prepared once — centred, its thin
     SVD or whitened basis, its Gram matrix and self-normalisation — and each pair then costs one
     cross product (``n d_i d_j``) plus a small SVD, instead of a full computation; values equal the
@@ -35,9 +28,20 @@ def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, backend:
     matrices are held in memory (``8 n² (N + M)`` bytes). With ``layers_b=None`` and a symmetric
     measure only ``i ≤ j`` is computed. Warnings repeated over pairs are issued once, with a count.
 
-    ``backend``: ``"numpy"``; ``"jax"`` runs the pair step of ``linear_cka``, ``cca`` and ``svcca``
-    on JAX's default device in float64 (per-layer work stays in numpy; equal to the numpy path up to
-    round-off); ``"auto"`` (default) picks ``"jax"`` for those measures when JAX has a GPU/TPU.
+    Args:
+      layers_a: a sequence (or mapping, in its order) of ``N`` arrays ``(n_samples, d_k)`` over the same samples.
+      layers_b: ``M`` such arrays, or ``None`` to compare ``layers_a`` with itself.
+      measure: ``"linear_cka"``, ``"rbf_cka"``, ``"cca"`` (mean canonical correlation), ``"svcca"``,
+        ``"pwcca"``, ``"rsa"``, ``"minibatch_cka"``, or any callable ``f(X, Y, **options)`` returning a
+        float (or an object with ``.value``).
+      backend: ``"numpy"``; ``"jax"`` runs the pair step of ``linear_cka``, ``cca`` and ``svcca`` on JAX's
+        default device in float64 (per-layer work stays in numpy; equal to the numpy path up to round-off);
+        ``"auto"`` (default) picks ``"jax"`` for those measures when JAX has a GPU/TPU.
+      show_progress: a progress bar over the pairs.
+      **options: passed to the measure (e.g. ``debiased=True``, ``variance=0.95``).
+
+    Returns:
+      The ``(N, M)`` float64 matrix.
     """
     a = _layers(layers_a, "layers_a")
     b = a if layers_b is None else _layers(layers_b, "layers_b")
@@ -82,7 +86,8 @@ def _use_device(backend: str, measure) -> bool:
 
 
 def _prepare(m: Measure, opts: dict, x, name: str):
-    return m.prepare(view(x, name, min_samples=m.min_for(opts), drop_constant=m.drop_constant), name, **opts)
+    view_x = view(x, name, min_samples=m.min_for(opts), drop_constant=m.drop_constant, rescale=True)  # all scale-free
+    return m.prepare(view_x, name, **opts)
 
 
 def _layers(layers, name: str) -> list:

@@ -24,16 +24,25 @@ METHODS = ("spearman", "kendall", "pearson")
 def rdm(X, metric: str = "correlation") -> np.ndarray:
     """The ``(n, n)`` dissimilarity matrix of the samples (rows) of ``X``.
 
-    ``metric="correlation"``: ``1 - r(x_i, x_j)``, ``r`` the Pearson correlation of the two samples'
-    feature vectors, in [0, 2]. Any metric of :func:`scipy.spatial.distance.pdist` is accepted
-    (``"euclidean"``, ``"cosine"``, …). Constant features are kept (they matter for non-correlation
-    metrics). A sample whose features are all equal has no correlation with anything: refused.
+    Constant features are kept (they matter for non-correlation metrics). A sample whose features are
+    all equal has no correlation with anything: refused for ``"correlation"`` (all-zero samples for
+    ``"cosine"``).
+
+    Args:
+      X: ``(n, d)`` view, ``n >= 2``.
+      metric: ``"correlation"``: ``1 - r(x_i, x_j)``, ``r`` the Pearson correlation of the two samples'
+        feature vectors, in [0, 2]; or any metric of :func:`scipy.spatial.distance.pdist`
+        (``"euclidean"``, ``"cosine"``, …).
+
+    Returns:
+      The symmetric ``(n, n)`` float64 RDM, zero diagonal.
     """
-    return _rdm(X, "X", metric)
+    # correlation and cosine distances do not change with a common scale: rescaled to avoid overflow
+    return _rdm(X, "X", metric, rescale=metric in ("correlation", "cosine"))
 
 
-def _rdm(X, name: str, metric: str) -> np.ndarray:
-    x = view(X, name, min_samples=2, drop_constant=False)
+def _rdm(X, name: str, metric: str, *, rescale: bool) -> np.ndarray:
+    x = view(X, name, min_samples=2, drop_constant=False, rescale=rescale)
     if metric in ("correlation", "cosine"):
         degenerate = np.ptp(x, axis=1) == 0 if metric == "correlation" else ~np.any(x != 0, axis=1)
         flat = np.flatnonzero(degenerate)
@@ -44,18 +53,27 @@ def _rdm(X, name: str, metric: str) -> np.ndarray:
     import scipy.spatial.distance as ssd  # scipy.spatial and scipy.stats take seconds to import: load on use
 
     try:
-        return ssd.squareform(ssd.pdist(x, metric=metric), checks=False)
+        d = ssd.squareform(ssd.pdist(x, metric=metric), checks=False)
     except ValueError as exc:
         raise InputError(f"metric: {exc}") from None
+    if not np.all(np.isfinite(d)):
+        raise InputError(f"{name}: {metric} distances overflow (values up to {np.abs(x).max():.3g}); rescale the data")
+    return d
 
 
 def compare_rdms(R1, R2, method: str = "spearman") -> float:
     """Rank (or linear) correlation between the upper triangles (``i < j``) of two ``(n, n)`` RDMs.
 
-    ``method``: ``"spearman"`` (Pearson correlation of ranks, ties averaged), ``"kendall"``
-    (Kendall's τ_a = (concordant - discordant) / (m(m-1)/2) over the ``m`` entries, the variant
-    recommended for RDMs by Nili et al. 2014; ties count as neither), or ``"pearson"``. Returns a
-    correlation in [-1, 1]. Only the upper triangle is read.
+    Only the upper triangles are read.
+
+    Args:
+      R1, R2: ``(n, n)`` RDMs over the same ``n >= 3`` samples.
+      method: ``"spearman"`` (Pearson correlation of ranks, ties averaged), ``"kendall"`` (Kendall's
+        τ_a = (concordant - discordant) / (m(m-1)/2) over the ``m`` entries, the variant recommended for
+        RDMs by Nili et al. 2014; ties count as neither), or ``"pearson"``.
+
+    Returns:
+      A correlation in [-1, 1].
     """
     choice(method, "method", METHODS)
     a, b = _triangle(R1, "R1"), _triangle(R2, "R2")
@@ -65,7 +83,17 @@ def compare_rdms(R1, R2, method: str = "spearman") -> float:
 
 
 def rsa(X, Y, *, metric: str = "correlation", method: str = "spearman") -> float:
-    """Representational similarity: ``compare_rdms(rdm(X, metric), rdm(Y, metric), method)``."""
+    """Representational similarity: ``compare_rdms(rdm(X, metric), rdm(Y, metric), method)``.
+
+    Args:
+      X: ``(n, d_x)`` first view.
+      Y: ``(n, d_y)`` second view, the same samples.
+      metric: the RDMs' dissimilarity (see :func:`rdm`).
+      method: how the RDMs are compared (see :func:`compare_rdms`).
+
+    Returns:
+      A correlation in [-1, 1] (unchanged by a common scale of either view).
+    """
     choice(method, "method", METHODS)
     if np.shape(X)[:1] != np.shape(Y)[:1]:
         raise InputError(f"X and Y: sample counts differ ({np.shape(X)[:1]} vs {np.shape(Y)[:1]})")
@@ -98,7 +126,7 @@ class _Triangle:
 
     @classmethod
     def of_view(cls, X, name: str, metric: str, method: str) -> "_Triangle":
-        d = _rdm(X, name, metric)
+        d = _rdm(X, name, metric, rescale=True)  # RSA is unchanged by a common scale of the view
         if d.shape[0] < 3:
             raise InputError(f"{name}: needs at least 3 samples to compare RDMs")
         return cls.of(d[np.triu_indices(d.shape[0], k=1)], name, method)

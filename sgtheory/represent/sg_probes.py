@@ -39,8 +39,13 @@ RULES = ("gauss", "trapezoid")
 def quadrature(n_points: int, rule: str = "gauss") -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``t`` in [0, 1] and weights ``w`` (summing to 1) for ``∫₀¹ f(t) dt ≈ Σ w f(t)``.
 
-    ``"gauss"``: Gauss–Legendre, exact for polynomials in ``t`` of degree ≤ 2·n_points − 1 (so one node is
-    exact for a linear SG). ``"trapezoid"``: ``n_points`` ≥ 2 equally spaced nodes, exact for degree ≤ 1.
+    Args:
+      n_points: the number of nodes (≥ 1; ≥ 2 for ``"trapezoid"``).
+      rule: ``"gauss"``: Gauss–Legendre, exact for polynomials in ``t`` of degree ≤ 2·n_points − 1 (so one
+        node is exact for a linear SG); ``"trapezoid"``: equally spaced nodes, exact for degree ≤ 1.
+
+    Returns:
+      ``(t, w)``, two ``(n_points,)`` arrays.
     """
     if rule not in RULES:
         raise InputError(f"rule: unknown value {rule!r}; choose from {', '.join(RULES)}")
@@ -120,7 +125,15 @@ class LossApproximation:
 
 
 def loss_change_correlation(implied, true) -> LossApproximation:
-    """Compare implied-loss changes with true-loss changes (both ``(m,)``, m ≥ 2)."""
+    """Compare implied-loss changes with true-loss changes.
+
+    Args:
+      implied: ``(m,)`` implied-loss changes (SG line integrals), ``m ≥ 2``.
+      true: ``(m,)`` true-loss changes.
+
+    Returns:
+      A :class:`LossApproximation`.
+    """
     a = finite_array(implied, "implied", ndim=1, min_rows=2).astype(np.float64)
     b = finite_array(true, "true", ndim=1, min_rows=2).astype(np.float64)
     if a.shape != b.shape:
@@ -148,8 +161,16 @@ def compare_line_integral(sg: SGFn, loss: LossFn, h0, h1, y=None, *, n_points: i
                           rule: str = "gauss") -> LossApproximation:
     """SG line integral ``h0 → h1`` against the true loss difference, per sample.
 
-    ``loss(h, y) -> (n,)`` is the per-sample true loss as a function of the activation ``h`` at the SG's
-    layer (the layers above held fixed). Returns a :class:`LossApproximation` over the ``n`` samples.
+    Args:
+      sg: the SG module ``sg(h, y) -> ŝ`` (see :func:`sg_line_integral`).
+      loss: ``loss(h, y) -> (n,)``, the per-sample true loss as a function of the activation ``h`` at the
+        SG's layer (the layers above held fixed).
+      h0, h1: ``(n, d)`` start and end activations.
+      y: ``(n, c)`` conditioning, or ``None``.
+      n_points, rule: the quadrature (see :func:`quadrature`).
+
+    Returns:
+      A :class:`LossApproximation` over the ``n`` samples.
     """
     implied = sg_line_integral(sg, h0, h1, y, n_points=n_points, rule=rule)
     true = _per_sample_loss(loss, h1, y) - _per_sample_loss(loss, h0, y)
@@ -165,9 +186,12 @@ def trajectory_loss_changes(sg: SGFn | Sequence[SGFn], loss: LossFn | Sequence[L
       loss: the per-sample true loss ``loss(h, y) -> (n,)``, or ``T − 1`` of them (the layers above at step t).
       hs: ``(T, n, d)`` activations at the SG's layer after each step (T ≥ 3).
       y: ``(n, c)`` conditioning shared by all steps, or ``None``.
+      n_points, rule: the quadrature (see :func:`quadrature`).
 
-    Step ``t`` contributes the sample-mean implied change ``mean_i I(h_t, h_{t+1}; y)_i`` (using ``sg[t]``)
-    and the true change ``mean_i [L_t(h_{t+1}) − L_t(h_t)]_i``.
+    Returns:
+      A :class:`LossApproximation` over the ``T − 1`` steps: step ``t`` contributes the sample-mean implied
+      change ``mean_i I(h_t, h_{t+1}; y)_i`` (using ``sg[t]``) and the true change
+      ``mean_i [L_t(h_{t+1}) − L_t(h_t)]_i``.
     """
     hs = finite_array(hs, "hs", ndim=3, min_rows=3)
     steps = hs.shape[0] - 1
@@ -227,8 +251,15 @@ class LinearSGProbe:
 def linear_sg_probe(A, B=None, C=None) -> LinearSGProbe:
     """Implied loss, sym/antisym split and per-class minimisers of ``hA + yB + C``.
 
-    ``A`` ``(d, d)``, ``B`` ``(k, d)`` or ``None``, ``C`` ``(d,)`` or ``None``. With ``B`` given the labels are
-    taken one-hot, ``y = e_c`` for each class ``c < k``. Built on :mod:`sgtheory.linear.surrogate`.
+    Built on :mod:`sgtheory.linear.surrogate`.
+
+    Args:
+      A: ``(d, d)``.
+      B: ``(k, d)`` or ``None``; with ``B`` the labels are taken one-hot, ``y = e_c`` for each class ``c < k``.
+      C: ``(d,)`` or ``None``.
+
+    Returns:
+      A :class:`LinearSGProbe`.
     """
     from sgtheory.linear import surrogate
 
@@ -241,14 +272,28 @@ def linear_sg_probe(A, B=None, C=None) -> LinearSGProbe:
 
 
 def linear_sg_fn(A, B=None, C=None) -> SGFn:
-    """The callable ``(h, y) -> hA + yB + C`` (numpy out), for :func:`sg_line_integral`."""
+    """The linear SG as a callable, for :func:`sg_line_integral`.
+
+    Args:
+      A, B, C: as for :func:`linear_sg_probe`.
+
+    Returns:
+      ``sg(h, y) -> hA + yB + C`` (numpy out).
+    """
     from sgtheory.linear import surrogate
 
     return lambda h, y: np.asarray(surrogate.sg_field(h, y, A, B, C))
 
 
 def implied_loss_fn(A, B=None, C=None) -> LossFn:
-    """The callable ``(h, y) -> L_SG(h, y)`` per sample (numpy out); see :func:`surrogate.implied_loss`."""
+    """The implied loss of a linear SG as a callable (see :func:`sgtheory.linear.surrogate.implied_loss`).
+
+    Args:
+      A, B, C: as for :func:`linear_sg_probe`.
+
+    Returns:
+      ``loss(h, y) -> (n,)``, ``L_SG`` per sample (numpy out).
+    """
     from sgtheory.linear import surrogate
 
     return lambda h, y: np.asarray(surrogate.implied_loss(h, y, A, B, C))
@@ -269,16 +314,23 @@ class NetSGProbe(NamedTuple):
 
 
 def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) -> NetSGProbe:
-    """Probe callables for the SG module ``sg_params`` at hidden layer ``layer`` (1..D) of an sgtheory MLP.
+    """Probe callables for an SG module at a hidden layer of an sgtheory MLP.
 
-    ``params``/``bn_state``: the net's parameter and batch-norm pytrees (:mod:`sgtheory.nets`); ``config``:
-    its :class:`~sgtheory.nets.MLPConfig`. Everything runs in float64 numpy out.
+    Args:
+      params: the net's parameter pytree (:mod:`sgtheory.nets`).
+      config: its :class:`~sgtheory.nets.MLPConfig`.
+      sg_params: the SG module's parameters.
+      layer: the hidden layer (1..D) the module serves.
+      bn_state: the batch-norm statistics pytree, or ``None``.
+
+    Returns:
+      A :class:`NetSGProbe` (callables with float64 numpy outputs).
     """
     import jax
     import jax.numpy as jnp
 
     from sgtheory.nets.mlp import norm_act
-    from sgtheory.nets.sg_module import apply_sg
+    from sgtheory.sg import apply_sg
 
     if not 1 <= int(layer) <= config.depth:
         raise InputError(f"layer: {layer} is outside the net's hidden layers 1..{config.depth}")
@@ -291,8 +343,8 @@ def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) 
 
     def loss_j(h, y):
         for p, s in zip(up[:-1], stats):
-            h, _ = norm_act(p, h @ p["W"] + p["b"], config, s, s is None)
-        logits = h @ up[-1]["W"] + up[-1]["b"]
+            h, _ = norm_act(p, h @ p["W"] + p["b"][None, :], config, s, s is None)
+        logits = h @ up[-1]["W"] + up[-1]["b"][None, :]
         return jax.nn.logsumexp(logits, axis=1) - jnp.sum(y * logits, axis=1)
 
     grad_j = jax.jit(jax.grad(lambda h, y: jnp.sum(loss_j(h, y))))
@@ -305,9 +357,14 @@ def net_sg_probe(params, config, sg_params: dict, layer: int, *, bn_state=None) 
 
 
 def checkpoint_sg_probe(checkpoint, layer: int | None = None) -> NetSGProbe:
-    """:func:`net_sg_probe` for an sgtheory checkpoint (path or loaded) of an ``sg``/``csg`` run.
+    """:func:`net_sg_probe` for an sgtheory checkpoint of an ``sg``/``csg`` run.
 
-    ``layer``: which SG module (default: the lowest one the checkpoint has).
+    Args:
+      checkpoint: a path accepted by :func:`sgtheory.nets.load_checkpoint`, or a loaded checkpoint.
+      layer: which SG module (default: the lowest one the checkpoint has).
+
+    Returns:
+      A :class:`NetSGProbe`.
     """
     from sgtheory.nets import Checkpoint, load_checkpoint
 

@@ -11,13 +11,13 @@ signal used at layer ``k+1`` carried down one layer (Czarnecki et al. 2017, §2)
 from ``δ_k = mix·SG_k + (1 − mix)·target_k``. Cost: one forward pass, the modules, and one local vjp
 per layer — no second backward pass.
 
-``c`` variants condition the module on the one-hot label (cDNI). SG losses ``mean_n ‖SG − target‖²``
-are summed over modules (SG loss weight 1).
+``c`` variants condition the module on the one-hot label (cDNI). SG losses ``½ mean_n ‖SG − target‖²``
+(:func:`sgtheory.sg.sg_loss`) are summed over modules (SG loss weight 1).
 
 Forward unlocking (option ``input_model``; the ``sg-unlock`` / ``csg-unlock`` rows are the ``-every``
 variants with linear input models, DNI's "complete unlock" with ``I + M``): every SG interface ``k``
 also gets a synthetic-input model ``I_{k+1}(x)`` (:mod:`sgtheory.nets.input_model`, trained by
-``mean_n ‖I_{k+1}(x) − h_k‖²`` toward the real input of layer ``k + 1``), and every rule above runs on
+``½ mean_n ‖I_{k+1}(x) − h_k‖²`` toward the real input of layer ``k + 1``), and every rule above runs on
 the net cut at the interfaces (:func:`sgtheory.nets.methods.unlock.record_synthetic`): the part above
 ``k`` runs from ``I_{k+1}(x)``, learns from ``SG`` or, at the top, the true error of the cut net, and
 ``SG_k`` regresses at ``I_{k+1}(x)`` onto the gradient there while its signal is applied at layer ``k``'s
@@ -31,12 +31,12 @@ import jax
 import jax.numpy as jnp
 
 from sgtheory.errors import InputError
-from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, assemble, chain
 from sgtheory.nets.input_model import INPUT_MODELS, apply_input_model, init_input_model, input_loss
+from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, assemble, chain
 from sgtheory.nets.methods.unlock import SyntheticInputTape, record_synthetic
 from sgtheory.nets.mlp import MLPConfig
-from sgtheory.nets.sg_module import SG_MODULES, apply_sg, init_sg, sg_loss
 from sgtheory.nets.tape import Tape
+from sgtheory.sg import SG_KINDS, apply_sg, init_sg, sg_loss
 from sgtheory.validate import choice, int_in_range
 
 _sg_value_and_grad = jax.value_and_grad(sg_loss, has_aux=True)
@@ -54,7 +54,7 @@ class SyntheticGradient(Method):
 
     def __init__(self, *, conditioned: bool, every: bool, layer: int | None = None, module: str = "linear",
                  hidden: int = 1024, mix: float = 1.0, input_model: str | None = None, input_hidden: int = 256):
-        choice(module, "sg module", SG_MODULES)
+        choice(module, "sg module", SG_KINDS)
         int_in_range(hidden, "sg hidden units", 1)
         mix = float(mix)
         if not 0.0 <= mix <= 1.0:
@@ -176,7 +176,7 @@ class SyntheticGradient(Method):
 
         Returns:
             ``(credit, targets, losses)``: dicts hidden layer ``k`` → the SG module's regression target
-            ``(n, width)`` and its loss ``mean_n ‖SG_k − target‖²``.
+            ``(n, width)`` and its loss ``½ mean_n ‖SG_k − target‖²``.
         """
         d = tape.depth
         target = tape.back(tape.error, tape.params[-1]["W"])  # true ∂ℓ/∂h_D
@@ -229,8 +229,8 @@ class SyntheticGradient(Method):
         d, n = tape.depth, tape.n
         sg = [state.learned[str(k)] for k in range(1, d + 1)]
         H = jax.lax.stop_gradient(jnp.stack(tape.hiddens[1:]))  # (D, n, w): h_1..h_D
-        A, c = jnp.stack([p["A"] for p in sg]), jnp.stack([p["c"] for p in sg])
-        S = jnp.einsum("lni,lij->lnj", H, A) + c[:, None, :]
+        A, C = jnp.stack([p["A"] for p in sg]), jnp.stack([p["C"] for p in sg])
+        S = jnp.einsum("lni,lij->lnj", H, A) + C[:, None, :]
         if self.conditioned:
             B = jnp.stack([p["B"] for p in sg])
             S = S + jnp.einsum("nc,lcj->lnj", tape.onehot, B)
@@ -245,13 +245,13 @@ class SyntheticGradient(Method):
         for k in range(2, d + 1):
             grads[k] = {**locs[k - 1].grads, "W": dW[k - 2]}
         R = S - T
-        sg_loss_k = jnp.mean(jnp.sum(R * R, axis=2), axis=1)
-        R2 = 2.0 * R / n
-        gA, gc = jnp.einsum("lni,lnj->lij", H, R2), jnp.sum(R2, axis=1)
-        gB = jnp.einsum("nc,lnj->lcj", tape.onehot, R2) if self.conditioned else None
+        sg_loss_k = 0.5 * jnp.mean(jnp.sum(R * R, axis=2), axis=1)  # the ½ convention of sgtheory.sg
+        Rn = R / n  # ∂L_SG/∂SG
+        gA, gC = jnp.einsum("lni,lnj->lij", H, Rn), jnp.sum(Rn, axis=1)
+        gB = jnp.einsum("nc,lnj->lcj", tape.onehot, Rn) if self.conditioned else None
         sg_grads = {}
         for k in range(1, d + 1):
-            g = {"A": gA[k - 1], "c": gc[k - 1]}
+            g = {"A": gA[k - 1], "C": gC[k - 1]}
             if self.conditioned:
                 g["B"] = gB[k - 1]
             sg_grads[str(k)] = g
