@@ -34,49 +34,33 @@ from pathlib import Path
 import numpy as np
 
 from sgtheory.repro import analysis_main
+from sgtheory.settings import TRAINING, Setting
 
 NAME = "dni_complete_unlock"
 VARIANTS = {"dni": ("sg-every", "sg-unlock"), "cdni": ("csg-every", "csg-unlock")}
 UNLOCKS = {"m": "M", "im": "I + M"}
 LABELS = {"dni": "DNI", "cdni": "cDNI"}
-FULL = {"probs": "1,0.5,0.2,0.1,0.05", "depth": 3, "width": 64, "steps": 12_000, "batch_size": 64}
-QUICK = {"probs": "1,0.2,0.05", "depth": 2, "width": 32, "steps": 600, "batch_size": 64}
 
-
-def add_arguments(p):
-    p.add_argument("--probs", default=None, help=f"update probabilities p_update, each in (0, 1] (default "
-                   f"{FULL['probs']}; quick {QUICK['probs']})")
-    p.add_argument("--variants", default="dni,cdni", help="comma-separated: dni (unconditioned SG), cdni (default both)")
-    p.add_argument("--unlock", default="m,im", help="comma-separated: m (synthetic gradients only), im (synthetic "
-                   "inputs too: complete unlock) (default both)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per cell: seed, seed+1, ... (default 3)")
-    p.add_argument("--depth", type=int, default=None, help=f"hidden layers (default {FULL['depth']}; quick {QUICK['depth']})")
-    p.add_argument("--width", type=int, default=None, help=f"units per hidden layer (default {FULL['width']}; quick "
-                   f"{QUICK['width']})")
-    p.add_argument("--steps", type=int, default=None, help=f"steps per run (default {FULL['steps']}; quick {QUICK['steps']})")
-    p.add_argument("--evals", type=int, default=4, help="step counts reported along each run (default 4; must divide steps)")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the net (default 3e-3; paper's: unknown)")
-    p.add_argument("--sg-lr", type=float, default=None, help="Adam rate of SG and input models (default: --lr)")
-    p.add_argument("--schedule", default="constant", help="constant (default) or step (÷10 at 60%% and 80%% of the "
-                   "steps, DNI's feed-forward schedule)")
-    p.add_argument("--batch-size", type=int, default=None, help=f"minibatch size (default {FULL['batch_size']})")
-    p.add_argument("--dni-module", default="mlp", help="DNI's SG module: mlp (default) or linear; cDNI's is linear")
-    p.add_argument("--sg-hidden", type=int, default=None, help="DNI MLP module width (2 hidden layers; default 2×width)")
-    p.add_argument("--input-model", default="mlp", help="input model I(x): mlp (one hidden layer, default) or linear")
-    p.add_argument("--input-hidden", type=int, default=None, help="input-model hidden units (default 2×width)")
-    p.add_argument("--no-bp", action="store_true", help="skip the BP reference runs")
-    p.add_argument("--dataset", default="mnist5k", help="data set (default mnist5k)")
-    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
-
-
-def _names(text: str, allowed: dict, what: str) -> list[str]:
-    from sgtheory.errors import InputError
-
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [n for n in names if n not in allowed]
-    if bad or not names:
-        raise InputError(f"{what}: unknown value {', '.join(bad) or repr(text)}; choose from {', '.join(allowed)}")
-    return list(dict.fromkeys(names))
+SETTINGS = (
+    Setting("probs", "floats", full=(1.0, 0.5, 0.2, 0.1, 0.05), quick=(1.0, 0.2, 0.05), above=0, hi=1,
+            help="update probabilities p_update"),
+    Setting("variants", "strs", full=("dni", "cdni"), choices=tuple(VARIANTS),
+            help="dni (unconditioned SG modules), cdni (label-conditioned)"),
+    Setting("unlock", "strs", full=("m", "im"), choices=tuple(UNLOCKS),
+            help="m (synthetic gradients only), im (synthetic inputs too: complete unlock)"),
+    Setting("seeds", "int", full=3, lo=1, hi=1000, help="seeds per cell: seed, seed+1, ..."),
+    *TRAINING.pick("dataset", "data_root", "sg_lr", depth=(3, 2), width=(64, 32), steps=(12_000, 600),
+                   batch_size=64, lr=3e-3, evals=4),
+    Setting("schedule", "str", full="constant", choices=("constant", "step"),
+            help="learning rates constant, or step: ÷10 at 60% and 80% of the steps (DNI's feed-forward schedule)"),
+    Setting("dni_module", "str", full="mlp", choices=("mlp", "linear"), help="DNI's SG module (cDNI's is linear)"),
+    Setting("sg_hidden", "int", full=None, optional=True, lo=1,
+            help="units of each of the DNI MLP module's 2 hidden layers (none: 2×width)"),
+    Setting("input_model", "str", full="mlp", choices=("mlp", "linear"),
+            help="input model I(x): mlp (one hidden layer) or linear"),
+    Setting("input_hidden", "int", full=None, optional=True, lo=1, help="input-model hidden units (none: 2×width)"),
+    Setting("bp", "flag", full=True, help="BP reference runs at p_update = 1"),
+)
 
 
 def compute(args):
@@ -84,32 +68,19 @@ def compute(args):
     from sgtheory.errors import InputError
     from sgtheory.nets import methods as M
     from sgtheory.nets.async_train import async_sweep
-    from sgtheory.validate import choice, int_in_range
 
-    base = QUICK if args.quick else FULL
-    probs = [float(p) for p in (args.probs or base["probs"]).split(",") if p.strip()]
-    bad = [p for p in probs if not 0.0 < p <= 1.0]
-    if bad or not probs:
-        raise InputError(f"probs: every p_update must be in (0, 1], got {args.probs}")
-    variants = _names(args.variants, VARIANTS, "variants")
-    unlocks = _names(args.unlock, UNLOCKS, "unlock")
-    n_seeds = int_in_range(args.seeds, "seeds", 1)
-    depth = int_in_range(args.depth or base["depth"], "depth", 1)
-    width = int_in_range(args.width or base["width"], "width", 1)
-    steps = int_in_range(args.steps or base["steps"], "steps", 1)
-    evals = int_in_range(args.evals, "evals", 1, steps)
+    probs, variants, unlocks = list(args.probs), list(args.variants), list(args.unlock)
+    depth, width, steps, evals, batch = args.depth, args.width, args.steps, args.evals, args.batch_size
     if steps % evals:
-        raise InputError(f"evals ({evals}) must divide steps ({steps})")
-    batch = args.batch_size or base["batch_size"]
-    choice(args.dni_module, "dni module", ("mlp", "linear"))
-    choice(args.input_model, "input model", ("mlp", "linear"))
+        raise InputError(f"--evals: must divide --steps ({steps}), got {evals}")
     sg_hidden = args.sg_hidden or 2 * width
     input_hidden = args.input_hidden or 2 * width
+    n_seeds = args.seeds
     ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
     config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", True)
     seeds = [args.seed + i for i in range(n_seeds)]
     common = dict(p_update=probs, seeds=seeds, steps=steps, eval_every=steps // evals, lr=args.lr, sg_lr=args.sg_lr,
-                  batch_size=batch, schedule=choice(args.schedule, "schedule", ("step", "constant")))
+                  batch_size=batch, schedule=args.schedule)
 
     def method(v, u):
         opts = {"module": args.dni_module, "hidden": sg_hidden} if v == "dni" else {}
@@ -132,13 +103,14 @@ def compute(args):
             out[k].append(np.stack(rows[k]))
     arrays = {k: np.stack(v) for k, v in out.items()}  # (V, U, P, S, E[, K])
     arrays.update(step=res.metrics["step"], probs=np.asarray(probs), seeds=np.asarray(seeds))
-    if not args.no_bp:
+    if args.bp:
         ref = async_sweep(ds, config, "bp", **{**common, "p_update": [1.0]})
         arrays["bp_test_error"] = ref.metrics["test_error"][0]  # (S, E)
         seconds["bp"] = ref.info["seconds"]
     meta = {"variants": variants, "unlocks": unlocks, "depth": depth, "width": width, "steps": steps, "lr": args.lr,
-            "sg_lr": args.sg_lr or args.lr, "schedule": args.schedule, "batch_size": batch, "optimizer": "adam, per layer", "batchnorm": True,
-            "activation": "relu", "dni_module": args.dni_module, "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
+            "sg_lr": args.sg_lr or args.lr, "schedule": args.schedule, "batch_size": batch,
+            "optimizer": "adam, per layer", "batchnorm": True, "activation": "relu", "dni_module": args.dni_module,
+            "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
             "input_model": args.input_model, "input_hidden": input_hidden if args.input_model == "mlp" else None,
             "dataset": ds.name, "n_classes": ds.n_classes, "seconds_per_program": seconds,
             "methods": {f"{v}-{u}": method(v, u).name for v in variants for u in unlocks},
@@ -165,14 +137,16 @@ def _table(arrays, meta) -> str:
     if "bp_test_error" in arrays:
         bp = arrays["bp_test_error"]
         sd_bp = bp.std(axis=0, ddof=1) if bp.shape[0] > 1 else np.zeros(bp.shape[1])
-        lines.append("| BP | 1 | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(bp.mean(0), sd_bp)) + " |")
+        cells = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(bp.mean(0), sd_bp)]
+        lines.append("| BP | 1 | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _shift_table(arrays, meta) -> str:
     """Final-step train/apply shift of the SG modules (mean over seeds and SG layers)."""
     probs = arrays["probs"]
-    lines = ["| variant | p_update | input error | SG loss where trained | SG loss where applied | cos(SG, true grad) |",
+    lines = ["| variant | p_update | input error | SG loss where trained | SG loss where applied "
+             "| cos(SG, true grad) |",
              "|---|---|---|---|---|---|"]
     for i, v in enumerate(meta["variants"]):
         for j, u in enumerate(meta["unlocks"]):
@@ -218,7 +192,8 @@ def plot(arrays, meta, out: Path):
         savefig(fig, out / f"{NAME}.png")
     text = (f"# DNI complete unlock: test error (%) of the real composed net, mean ± sd over seeds\n\n"
             f"{meta['depth']}×{meta['width']} ReLU + batch-norm on {meta['dataset']}, Adam {meta['lr']} (SG and input "
-            f"models {meta['sg_lr']}, schedule {meta.get('schedule', 'constant')}), batch {meta['batch_size']}, DNI module {meta['dni_module']}, input model "
+            f"models {meta['sg_lr']}, schedule {meta.get('schedule', 'constant')}), batch {meta['batch_size']}, "
+            f"DNI module {meta['dni_module']}, input model "
             f"{meta['input_model']}.\n\n{_table(arrays, meta)}\n\n"
             f"## Train/apply shift at the last step (mean over seeds and SG layers)\n\n{_shift_table(arrays, meta)}\n")
     write_text(out / f"{NAME}.md", text)
@@ -238,7 +213,7 @@ def plot(arrays, meta, out: Path):
 
 
 def main(argv=None) -> int:
-    return analysis_main(NAME, compute, plot, argv, description=__doc__.splitlines()[0], add_arguments=add_arguments)
+    return analysis_main(NAME, compute, plot, argv, settings=SETTINGS, description=__doc__)
 
 
 if __name__ == "__main__":

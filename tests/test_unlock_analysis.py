@@ -41,7 +41,7 @@ def test_complete_unlock_runs_and_writes_every_cell(tmp_path, capsys):
 
 @pytest.mark.parametrize("bad,word", [(["--probs", "0"], "probs"), (["--probs", "1,1.5"], "probs"),
                                       (["--variants", "dni,xyz"], "variants"), (["--unlock", "i"], "unlock"),
-                                      (["--input-model", "conv"], "input model"), (["--evals", "3"], "evals")])
+                                      (["--input-model", "conv"], "input-model"), (["--evals", "3"], "evals")])
 def test_complete_unlock_bad_input_is_one_line_exit_2(bad, word, tmp_path, capsys):
     assert _load().main(TINY + bad + ["--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -100,10 +100,10 @@ def _reference_credit(m, cfg, params, x, y, learned):
     ins = {1: x, **{j: apply_input_model(learned[f"I{j}"], x) for j in range(2, d + 2)}}
 
     def hidden(theta, inp):
-        return norm_act(theta, inp @ theta["W"] + theta["b"], cfg, None, True)[0]
+        return norm_act(theta, inp @ theta["W"] + theta["b"][None, :], cfg, None, True)[0]
 
     def ce(theta, inp):
-        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(inp @ theta["W"] + theta["b"]), axis=1))
+        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(inp @ theta["W"] + theta["b"][None, :]), axis=1))
 
     grads, sg_grads, signals = [None] * (d + 1), {}, [None] * d
     grads[d], t = jax.grad(ce, argnums=(0, 1))(params[d], ins[d + 1])
@@ -121,13 +121,15 @@ def _reference_credit(m, cfg, params, x, y, learned):
         target = n * t
     for j in range(2, d + 2):
         h = real[j - 2]
-        sg_grads[f"I{j}"] = jax.grad(lambda p, h=h: 0.5 * jnp.mean(jnp.sum((apply_input_model(p, x) - h) ** 2, axis=1)))(
-            learned[f"I{j}"])
+        def in_loss(p, h=h):
+            return 0.5 * jnp.mean(jnp.sum((apply_input_model(p, x) - h) ** 2, axis=1))
+        sg_grads[f"I{j}"] = jax.grad(in_loss)(learned[f"I{j}"])
     return tuple(grads), sg_grads, tuple(signals)
 
 
 @pytest.mark.parametrize("name,input_model,batchnorm,activation", [
-    ("csg-unlock", "linear", True, "relu"), ("csg-unlock", "mlp", False, "tanh"), ("sg-unlock", "linear", False, "tanh")])
+    ("csg-unlock", "linear", True, "relu"), ("csg-unlock", "mlp", False, "tanh"),
+    ("sg-unlock", "linear", False, "tanh")])
 def test_unlock_credit_against_per_layer_autodiff_reference(name, input_model, batchnorm, activation):
     cfg, params, x, y = tiny(batchnorm, activation, depth=3)
     m = methods.get(name, input_model=input_model, input_hidden=6)
@@ -151,7 +153,8 @@ def test_record_synthetic_without_cuts_is_the_real_tape():
     assert_tree_close(cut.local(2, delta), real.local(2, delta), rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("name,opts", [(n, {}) for n in methods.METHODS] + [("csg", {"input_model": "linear", "layer": 1})])
+@pytest.mark.parametrize("name,opts", [(n, {}) for n in methods.METHODS]
+                         + [("csg", {"input_model": "linear", "layer": 1})])
 def test_forward_locking_matches_declaration(name, opts):
     """Forward-unlocked: the output layer's update is the same whatever the layers below its cut compute."""
     cfg, params, x, y = tiny()

@@ -97,8 +97,8 @@ def test_a_layer_that_did_not_draw_an_update_is_bit_identical():
                 if key in run.learned:
                     slots += [(new.learned[key], run.learned[key]),
                               (new.opt_method.inner[key], run.opt_method.inner[key])]
-            same = [all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
-                    for u, v in slots]
+            leaves = jax.tree_util.tree_leaves
+            same = [all(np.array_equal(a, b) for a, b in zip(leaves(u), leaves(v))) for u, v in slots]
             if not mask[j - 1]:
                 assert all(same), (t, j)
             else:  # it updated: at least its Adam step count moved

@@ -47,14 +47,15 @@ class AsyncState(NamedTuple):
 
 
 def _slots(tree) -> list[tuple[Any, int]]:
-    """``(slot, mask index)`` pairs: list positions of a layer tuple, or method-state keys ``"i"`` / ``"Ii"`` → ``i - 1``."""
+    """``(slot, mask index)`` pairs: positions of a layer tuple, or method-state keys ``"i"`` / ``"Ii"`` → ``i - 1``."""
     if isinstance(tree, (tuple, list)):
         return [(j, j) for j in range(len(tree))]
     if isinstance(tree, dict):
         try:
             return [(k, int(k[1:] if k.startswith("I") else k) - 1) for k in tree]
         except ValueError:
-            raise InputError(f"async_layers: method-state keys must be layer numbers or I<layer>, got {list(tree)}") from None
+            raise InputError(f"async_layers: method-state keys must be layer numbers or I<layer>, got {list(tree)}"
+                             ) from None
     raise InputError(f"async_layers: expects a tuple of layers or a dict of SG modules, got {type(tree).__name__}")
 
 

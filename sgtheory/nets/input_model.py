@@ -54,9 +54,9 @@ def apply_input_model(params: dict, x):
     """The synthetic input ``I(x)`` ``(n, width)`` for ``x`` ``(n, n_in)``."""
     z = x
     for layer in params["layers"][:-1]:
-        z = jax.nn.relu(z @ layer["W"] + layer["b"])
+        z = jax.nn.relu(z @ layer["W"] + layer["b"][None, :])
     last = params["layers"][-1]
-    return z @ last["W"] + last["b"]
+    return z @ last["W"] + last["b"][None, :]
 
 
 def input_loss(params: dict, x, target):

@@ -74,7 +74,7 @@ def record_synthetic(params, x, y_onehot, config, synthetic: dict) -> SyntheticI
         h = synthetic.get(i, h)
         inputs.append(h)
         layer = params[i - 1]
-        a = h @ layer["W"] + layer["b"]
+        a = h @ layer["W"] + layer["b"][None, :]
         if i == config.depth + 1:
             logits = a
             break
