@@ -42,7 +42,8 @@ UNLOCKED = [("csg-unlock", {}, "csg-every"), ("sg-unlock", {}, "sg-every"),
             ("csg", {"input_model": "linear", "layer": 2}, "csg"), ("sg", {"input_model": "linear", "layer": 1}, "sg")]
 # each method on one net; csg-unlock on both (batch-norm changes how the cut net's batch statistics enter)
 REDUCTIONS = [(*UNLOCKED[0], False, "tanh"), (*UNLOCKED[0], True, "relu"), (*UNLOCKED[1], True, "sigmoid"),
-              (*UNLOCKED[2], True, "relu"), (*UNLOCKED[3], False, "relu")]
+              (*UNLOCKED[2], True, "relu"), (*UNLOCKED[3], False, "relu"),
+              ("csg-unlock", {"fit_at": "output"}, "csg-every", True, "relu")]
 
 
 def _random_state(m, cfg, seed=9, scale=0.3):
@@ -69,7 +70,8 @@ def _exact_inputs(m, cfg, params, x, learned):
 @pytest.mark.parametrize("name,opts,plain,batchnorm,activation", REDUCTIONS)
 def test_exact_input_models_reduce_to_sg_exactly(name, opts, plain, batchnorm, activation):
     cfg, params, x, y = tiny(batchnorm, activation)
-    m, ref = methods.get(name, **opts), methods.get(plain, **{k: v for k, v in opts.items() if k != "input_model"})
+    m = methods.get(name, **opts)
+    ref = methods.get(plain, **{k: v for k, v in opts.items() if k not in ("input_model", "fit_at")})
     st = _random_state(m, cfg)
     learned = _exact_inputs(m, cfg, params, x, st.learned)
     tape, _ = record(params, init_bn_state(cfg, F64), x, y, cfg)
@@ -87,13 +89,14 @@ def test_exact_input_models_reduce_to_sg_exactly(name, opts, plain, batchnorm, a
     assert not np.allclose(off.grads[-1]["W"], expect.grads[-1]["W"], rtol=1e-6)
 
 
-def _reference_credit(m, cfg, params, x, y, learned):
+def _reference_credit(m, cfg, params, x, y, learned, fit_at="input"):
     """Per-layer autodiff reference for the -unlock methods, from the definitions (no tape, no chain()).
 
     Layer ``j`` runs from ``in_j`` (``x`` for ``j = 1``, else ``I_j(x)``); hidden layer ``j`` learns by
     ``∂/∂θ_j mean_n ⟨δ_j, f_j(in_j; θ_j)⟩`` with ``δ_j = SG_j(o_j, y)``; the output layer by ``∂/∂θ`` of
     the cross-entropy of ``in_{D+1} W + b``; ``SG_j`` regresses (½ mean squared error) at ``in_{j+1}``
-    onto ``n ∂/∂in_{j+1}`` of the layer above's objective; ``I_j`` onto the real ``h_{j-1}``.
+    (``fit_at = "input"``) or at ``o_j`` (``"output"``) onto ``n ∂/∂in_{j+1}`` of the layer above's
+    objective; ``I_j`` onto the real ``h_{j-1}``.
     """
     d, n = cfg.depth, x.shape[0]
     _, real = forward(params, x, cfg, train=True)
@@ -109,7 +112,8 @@ def _reference_credit(m, cfg, params, x, y, learned):
     grads[d], t = jax.grad(ce, argnums=(0, 1))(params[d], ins[d + 1])
     target = n * t
     for j in range(d, 0, -1):
-        sg, inp = learned[str(j)], ins[j + 1]
+        sg = learned[str(j)]
+        inp = ins[j + 1] if fit_at == "input" else hidden(params[j - 1], ins[j])
 
         def sg_loss(p, inp=inp, target=target):
             return 0.5 * jnp.mean(jnp.sum((apply_sg(p, inp, y) - target) ** 2, axis=1))
@@ -127,16 +131,16 @@ def _reference_credit(m, cfg, params, x, y, learned):
     return tuple(grads), sg_grads, tuple(signals)
 
 
-@pytest.mark.parametrize("name,input_model,batchnorm,activation", [
-    ("csg-unlock", "linear", True, "relu"), ("csg-unlock", "mlp", False, "tanh"),
-    ("sg-unlock", "linear", False, "tanh")])
-def test_unlock_credit_against_per_layer_autodiff_reference(name, input_model, batchnorm, activation):
+@pytest.mark.parametrize("name,input_model,fit_at,batchnorm,activation", [
+    ("csg-unlock", "linear", "input", True, "relu"), ("csg-unlock", "mlp", "input", False, "tanh"),
+    ("sg-unlock", "linear", "input", False, "tanh"), ("csg-unlock", "linear", "output", True, "relu")])
+def test_unlock_credit_against_per_layer_autodiff_reference(name, input_model, fit_at, batchnorm, activation):
     cfg, params, x, y = tiny(batchnorm, activation, depth=3)
-    m = methods.get(name, input_model=input_model, input_hidden=6)
+    m = methods.get(name, input_model=input_model, input_hidden=6, fit_at=fit_at)
     st = _random_state(m, cfg)
     tape, _ = record(params, init_bn_state(cfg, F64), x, y, cfg)
     cr = m.credit(st, tape)
-    grads, sg_grads, signals = _reference_credit(m, cfg, params, x, y, st.learned)
+    grads, sg_grads, signals = _reference_credit(m, cfg, params, x, y, st.learned, fit_at)
     assert_tree_close(cr.grads, grads)
     assert_tree_close(cr.state_grads, sg_grads)
     assert_tree_close(cr.signals, signals)
@@ -227,7 +231,8 @@ def test_synthetic_inputs_need_a_decoupled_layer(name):
 @pytest.mark.parametrize("bad", [dict(name="csg", input_model="linear", mix=0.5),
                                  dict(name="csg-unlock", input_model="conv"),
                                  dict(name="sg-unlock", input_hidden=0, input_model="mlp"),
-                                 dict(name="csg-unlock", mix=0.9)])
+                                 dict(name="csg-unlock", mix=0.9), dict(name="csg-every", fit_at="output"),
+                                 dict(name="csg-unlock", fit_at="middle")])
 def test_bad_synthetic_input_options(bad):
     with pytest.raises(InputError):
         methods.get(**bad)

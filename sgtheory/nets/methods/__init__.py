@@ -49,7 +49,7 @@ METHODS: tuple[str, ...] = tuple(_FACTORIES)
 
 #: The methods with a decoupled layer (an SG interface), the only ones that can take synthetic inputs.
 DECOUPLED: tuple[str, ...] = tuple(n for n in METHODS if "sg" in n)
-_INPUT_OPTIONS = ("input_model", "input_hidden")
+_INPUT_OPTIONS = ("input_model", "input_hidden", "fit_at")
 
 
 def get(name: str, **options) -> Method:

@@ -20,8 +20,9 @@ also gets a synthetic-input model ``I_{k+1}(x)`` (:mod:`sgtheory.nets.input_mode
 ``½ mean_n ‖I_{k+1}(x) − h_k‖²`` toward the real input of layer ``k + 1``), and every rule above runs on
 the net cut at the interfaces (:func:`sgtheory.nets.methods.unlock.record_synthetic`): the part above
 ``k`` runs from ``I_{k+1}(x)``, learns from ``SG`` or, at the top, the true error of the cut net, and
-``SG_k`` regresses at ``I_{k+1}(x)`` onto the gradient there while its signal is applied at layer ``k``'s
-output. Evaluation always runs the real composed net. With exact input models this is the method
+``SG_k`` regresses onto the gradient at ``I_{k+1}(x)`` — at that point (``fit_at = "input"``, the default,
+as koz4k/dni-pytorch's ``BidirectionalInterface``) or at layer ``k``'s output, where its signal is applied
+(``fit_at = "output"``). Evaluation always runs the real composed net. With exact input models this is the method
 without them, exactly (tested).
 """
 
@@ -40,6 +41,7 @@ from sgtheory.sg import SG_KINDS, apply_sg, init_sg, sg_loss
 from sgtheory.validate import choice, int_in_range
 
 _sg_value_and_grad = jax.value_and_grad(sg_loss, has_aux=True)
+FIT_AT = ("input", "output")
 _input_value_and_grad = jax.value_and_grad(input_loss, has_aux=True)
 
 
@@ -49,11 +51,14 @@ class SyntheticGradient(Method):
     Options: ``layer`` (1..D, single-module variants only), ``module`` ("linear" | "mlp"),
     ``hidden`` (MLP module width, default 1024), ``mix`` in [0, 1] (weight of the SG in the signal),
     ``input_model`` (None, "linear" or "mlp": synthetic inputs above every SG interface; needs
-    ``mix = 1``), ``input_hidden`` (MLP input-model width, default 256).
+    ``mix = 1``), ``input_hidden`` (MLP input-model width, default 256), ``fit_at`` (with input models:
+    where each SG module regresses, ``"input"`` — at ``I_{k+1}(x)``, where its target is computed, as in
+    koz4k/dni-pytorch — or ``"output"`` — at layer ``k``'s output, where it is applied).
     """
 
     def __init__(self, *, conditioned: bool, every: bool, layer: int | None = None, module: str = "linear",
-                 hidden: int = 1024, mix: float = 1.0, input_model: str | None = None, input_hidden: int = 256):
+                 hidden: int = 1024, mix: float = 1.0, input_model: str | None = None, input_hidden: int = 256,
+                 fit_at: str = "input"):
         choice(module, "sg module", SG_KINDS)
         int_in_range(hidden, "sg hidden units", 1)
         mix = float(mix)
@@ -68,9 +73,12 @@ class SyntheticGradient(Method):
             int_in_range(input_hidden, "input-model hidden units", 1)
             if mix != 1.0:
                 raise InputError(f"input model: synthetic inputs need a decoupled layer (mix = 1), got mix = {mix}")
+        choice(fit_at, "fit at", FIT_AT)
+        if fit_at != "input" and input_model is None:
+            raise InputError("fit at: only methods with synthetic inputs (input_model) choose where the SG is fitted")
         self.conditioned, self.every = conditioned, every
         self.layer, self.module, self.hidden, self.mix = layer, module, int(hidden), mix
-        self.input_model, self.input_hidden = input_model, int(input_hidden)
+        self.input_model, self.input_hidden, self.fit_at = input_model, int(input_hidden), fit_at
         opts = {"module": module, "mix": mix}
         if module == "mlp":
             opts["hidden"] = int(hidden)
@@ -80,6 +88,7 @@ class SyntheticGradient(Method):
             opts["input_model"] = input_model
             if input_model == "mlp":
                 opts["input_hidden"] = int(input_hidden)
+            opts["fit_at"] = fit_at
         self.options = opts
 
     @property
@@ -143,9 +152,10 @@ class SyntheticGradient(Method):
     def _signal(self, sg_params, tape: Tape, k: int, target):
         """``δ_k`` (the SG applied at ``h_k``, mixed with ``target``), the SG loss and its gradient.
 
-        The module regresses at ``tape.sg_input(k)`` on a cut net (:mod:`sgtheory.nets.methods.unlock`),
-        at ``h_k`` otherwise."""
-        at = tape.sg_input(k) if isinstance(tape, SyntheticInputTape) else tape.hiddens[k]
+        The module regresses at ``tape.sg_input(k)`` on a cut net (:mod:`sgtheory.nets.methods.unlock`)
+        with ``fit_at = "input"``, at ``h_k`` otherwise."""
+        cut = isinstance(tape, SyntheticInputTape) and self.fit_at == "input"
+        at = tape.sg_input(k) if cut else tape.hiddens[k]
         (loss, out), g = _sg_value_and_grad(sg_params, jax.lax.stop_gradient(at), tape.onehot,
                                             jax.lax.stop_gradient(target))
         if at is not tape.hiddens[k]:
