@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# cDNI only: its M and I + M programs and BP's are three compilations; DNI's rule is tested in test_unlock_methods
+# cDNI with M and I + M only: with BP, three compilations; the other rules are tested in test_unlock_methods
 TINY = ["--dataset", "digits", "--depth", "1", "--width", "8", "--steps", "4", "--evals", "2", "--seeds", "2",
-        "--batch-size", "16", "--probs", "1,0.5", "--variants", "cdni", "--input-hidden", "4"]
+        "--batch-size", "16", "--probs", "1,0.5", "--variants", "cdni", "--unlock", "m,im", "--input-hidden", "4"]
 
 
 def _load():

@@ -118,7 +118,9 @@ class SyntheticGradient(Method):
         if self.input_model is not None:  # mix = 1 here
             y = ",y" if self.conditioned else ""
             if self.every:
-                signal, inputs = f"SG_i(h_i{y}), h_i from I_i(x) (i > 1); SG_i trained at I_{{i+1}}(x)", f"I_i(x){y}"
+                where = "I_{i+1}(x)" if self.fit_at == "input" else "h_i"
+                signal = f"SG_i(h_i{y}), h_i from I_i(x) (i > 1); SG_i fitted at {where}"
+                inputs = f"I_i(x){y}"
             else:
                 signal = f"i ≤ k: chain rule from SG(h_k{y}); i > k: BP, layer k+1 runs from I_{{k+1}}(x)"
         return Properties(signal, inputs, learned=True, update_locked=not unlocked, backward_locked=not unlocked,
