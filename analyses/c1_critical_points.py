@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import sys
 
+from sgtheory.repro import analysis_main, guard_script
+
+guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
+
 import jax
 
 jax.config.update("jax_enable_x64", True)  # drift is compared with float64 round-off
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
 
-from sgtheory.repro import analysis_main  # noqa: E402
-from sgtheory.settings import Setting  # noqa: E402
+from sgtheory.settings import Setting
 
 NAME = "c1_critical_points"
 CASES = (  # label, model, sg, sg_layer, where

@@ -1,9 +1,9 @@
 """One XLA CPU device per core, for the ``sgtheory sweep`` command.
 
 On the CPU, XLA runs a sweep's many small per-step kernels on one device with a shared thread pool,
-which keeps a second core only partly busy (2 cores: 1.25x one core). Split over one device per core,
-each device runs its share of the configurations single-threaded (:func:`sgtheory.linear.sweep.sweep`
-does the split): 1.6x one device on 2 cores, for the 128×128, 1000-step benchmark sweep. XLA reads the
+which keeps a second core only partly busy. Split over one device per core, each device runs its share
+of the configurations single-threaded (:func:`sgtheory.linear.sweep.sweep` does the split), which uses
+the cores better (``benchmarks/sweep_throughput.py`` measures both). XLA reads the
 device count from ``XLA_FLAGS`` once, when JAX starts its CPU backend, so this has to run before that.
 The library never calls it: a Python user sets ``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
 """

@@ -1,62 +1,84 @@
-"""Atomic file output and pickle-free array input.
+"""Atomic file output, output folders, JSON without NaN, and pickle-free array input.
 
-Every file sgtheory writes goes through these helpers: the content is written to a temporary
-file in the destination folder and renamed into place, so an interrupted run never leaves a
-half-written output. Arrays are always read with ``allow_pickle=False``.
+Every file sgtheory writes goes through these helpers: the content is written to a hidden temporary
+file in the destination folder (``.NAME.sgtheory-tmp-PID-XXXXXXXX[.suffix]``, a name no output has) and
+renamed into place, so an interrupted run never leaves a half-written output. A run killed outright
+(SIGKILL, power loss) can leave such a temporary file; the next run into the same folder removes it
+(only files of exactly that pattern whose process is gone). A command holds its output folder with
+:func:`output_dir`, so a second process writing into it at the same time is refused with one clear line
+(the folder functions live in :mod:`sgtheory._outdir` and are exported here). JSON never carries NaN or
+infinity (:func:`json_safe`). Arrays are always read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from sgtheory.errors import InputError
+from sgtheory import _outdir
+from sgtheory._outdir import (
+    TEMP_PATTERN,
+    TEMP_TAG,
+    check_output_path,
+    ensure_writable_dir,
+    output_dir,
+    remove_stale_temporaries,
+    remove_unfinished,
+)
+from sgtheory.errors import InputError, NonFiniteWarning
 
-
-def ensure_writable_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents) if needed and check it is a writable folder.
-
-    Raises :class:`InputError` naming the folder when it cannot be written.
-    """
-    p = Path(path)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {p}: cannot create folder ({exc.strerror or exc})") from None
-    if not p.is_dir():
-        raise InputError(f"--out {p}: not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise InputError(f"--out {p}: folder is not writable")
-    return p
+__all__ = ["TEMP_PATTERN", "TEMP_TAG", "atomic_path", "check_output_path", "ensure_writable_dir", "json_safe",
+           "json_text", "load_npz", "output_dir", "read_json", "remove_stale_temporaries", "remove_unfinished",
+           "savefig", "savez", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+    """Yield a hidden temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
-    ``suffix`` is appended to the temporary name (some writers infer the format from it,
-    e.g. matplotlib from ``.png``). On any exception the temporary file is removed.
+    Args:
+        path: the destination file.
+        suffix: appended to the temporary name (default: ``path``'s own suffix), for writers that infer the
+            format from it (matplotlib from ``.png``, numpy's ``savez`` adds ``.npz`` when missing).
+
+    Yields:
+        The temporary path, ``.NAME.sgtheory-tmp-PID-XXXXXXXX[suffix]`` in ``path``'s folder. On any
+        exception (Ctrl-C included) it is removed and nothing appears at ``path``.
+
+    Raises:
+        InputError: when ``path`` is an existing folder (or another non-file).
     """
     dest = Path(path)
+    if dest.is_dir() or (dest.exists() and not dest.is_file()):
+        raise InputError(f"cannot write {dest}: it exists and is not a file")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix, dir=dest.parent)
-    os.close(fd)
+    _outdir.claim(dest.parent)
+    prefix = f".{dest.name[:100]}{TEMP_TAG}{os.getpid()}-"
+    with _outdir.live_lock:  # registered before it exists, so an interrupt right after mkstemp still finds it
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix or dest.suffix, dir=dest.parent)
+        _outdir.live_temps.add(tmp)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give outputs the usual permissions
     try:
+        os.close(fd)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give outputs the usual permissions
         yield tmp_path
         os.replace(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+    finally:
+        with _outdir.live_lock:
+            _outdir.live_temps.discard(tmp)
 
 
 def _umask() -> int:
@@ -65,10 +87,83 @@ def _umask() -> int:
     return mask
 
 
+def json_safe(obj: Any) -> tuple[Any, list[str]]:
+    """``obj`` as plain JSON values (numpy and JAX scalars/arrays, paths), non-finite floats as None.
+
+    Args:
+        obj: nested dicts / lists / tuples of numbers, strings, booleans, None, arrays and paths.
+
+    Returns:
+        ``(clean, paths)``: the converted object, and the dotted paths (``"metrics.loss"``, ``"rho[3]"``) of
+        every NaN or infinity replaced by None, so a caller can report them (e.g. a ``status`` field).
+
+    Raises:
+        TypeError: for a value JSON cannot hold (naming its path).
+    """
+    bad: list[str] = []
+    return _safe(obj, "", bad), bad
+
+
+def _safe(o: Any, where: str, bad: list[str]) -> Any:
+    if o is None or isinstance(o, (bool, str)):
+        return o
+    if isinstance(o, (int, np.integer, np.bool_)):
+        return o.item() if isinstance(o, np.generic) else o
+    if isinstance(o, (float, np.floating)):
+        v = float(o)
+        if math.isfinite(v):
+            return v
+        bad.append(where or "(value)")
+        return None
+    if isinstance(o, Mapping):
+        return {str(k): _safe(v, f"{where}.{k}" if where else str(k), bad) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_safe(v, f"{where}[{i}]", bad) for i, v in enumerate(o)]
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    if isinstance(o, np.ndarray) or hasattr(o, "__array__"):
+        a = np.asarray(o)
+        if a.dtype.kind in "biuf":
+            return _safe(a.tolist(), where, bad)
+    raise TypeError(f"{where or 'value'}: {type(o).__name__} cannot be written as JSON")
+
+
+def json_text(obj: Any, *, indent: int | None = None, what: str = "summary") -> tuple[str, list[str]]:
+    """Strict JSON text of ``obj``: NaN and infinity become ``null``, a ``"non_finite"`` list of their paths
+    is added to a top-level dict (unless it has that key), and a :class:`NonFiniteWarning` names them.
+
+    Args:
+        obj: see :func:`json_safe`.
+        indent: ``json.dumps``'s indent (None: one line).
+        what: names the output in the warning.
+
+    Returns:
+        ``(text, paths)``: the JSON text (``allow_nan=False``) and the paths of the non-finite values.
+    """
+    clean, bad = json_safe(obj)
+    if bad:
+        if isinstance(clean, dict) and "non_finite" not in clean:
+            clean["non_finite"] = bad
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        warnings.warn(f"{what}: non-finite values written as null: {shown}", NonFiniteWarning, stacklevel=3)
+    return json.dumps(clean, indent=indent, allow_nan=False), bad
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> Path:
-    """Atomically write ``obj`` as JSON (numpy scalars and arrays converted)."""
+    """Atomically write ``obj`` as strict JSON (numpy scalars and arrays converted; NaN/inf as null, see
+    :func:`json_text`).
+
+    Args:
+        path: the destination file.
+        obj: see :func:`json_safe`.
+        indent: ``json.dumps``'s indent.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    text, _ = json_text(obj, indent=indent, what=str(path))
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=indent, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
     return Path(path)
 
 
@@ -141,15 +236,3 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} {p}: corrupt JSON ({exc})") from None
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "__array__"):
-        return np.asarray(o).tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

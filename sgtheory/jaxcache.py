@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, switched on by sgtheory's commands and analysis scripts.
 
-Most of a small sweep's time is XLA compilation (about 1 s of a 1.5 s ``sgtheory sweep`` at 128×128 on
-2 CPU cores). The cache keeps compiled programs on disk, keyed by JAX's version, the backend and the
+Most of a small sweep's time is XLA compilation (``benchmarks/sweep_throughput.py`` times a cold and a
+warm run). The cache keeps compiled programs on disk, keyed by JAX's version, the backend and the
 program itself, so the second run of the same command (or any run with the same shapes and options)
 skips it. Location: ``$SGTHEORY_JAX_CACHE`` if set (``off`` switches the cache off), else
 ``$XDG_CACHE_HOME/sgtheory/jax`` or ``~/.cache/sgtheory/jax``. An unwritable location means no cache,

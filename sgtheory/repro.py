@@ -55,6 +55,20 @@ def available_analyses(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
 
 
+def guard_script(module_name: str, file: str) -> None:
+    """Give an analysis script run from the shell the command-line contract from its first line.
+
+    Call it at the top of the script, before heavy imports: ``guard_script(__name__, __file__)``. When the
+    script is the main program, Ctrl-C at any later moment (JAX's import and compilation included) exits
+    promptly with code 130 and one line (:func:`sgtheory.cli.main.install_process_handlers`); when it is
+    imported (tests, ``sgtheory repro`` in-process) nothing happens.
+    """
+    if module_name == "__main__":
+        from sgtheory.cli.main import install_process_handlers
+
+        install_process_handlers(f"analyses/{Path(file).name}")
+
+
 def analysis_main(
     name: str,
     compute: Callable[[argparse.Namespace], tuple[dict, dict]],
@@ -67,23 +81,27 @@ def analysis_main(
 ) -> int:
     """Parse the standard options and ``settings``, compute (or reload) the data, plot, print a summary.
 
+    Runs under the command-line contract of :func:`sgtheory.cli.main.run_command`: bad input is one line
+    and exit code 2, an internal error one line and exit code 1, Ctrl-C exit code 130; the output folder is
+    checked before any work and held against a concurrent run into it.
+
     Args:
         name: the analysis' name (its data files are ``OUT/data/NAME.{npz,json}``).
         compute: ``args -> (arrays, meta)``.
         plot: ``(arrays, meta, out) -> summary``.
-        argv: the arguments (default ``sys.argv[1:]``).
+        argv: the arguments (default ``sys.argv[1:]``, and then the script owns the process).
         settings: the analysis' option table (``--seed`` is added to it).
         description: the ``--help`` text.
         add_arguments: extra argparse options the table cannot express (rare).
 
     Returns:
-        the exit code: 0, or 2 after one line on stderr for bad input.
+        the exit code.
     """
-    from sgtheory.cli.main import Parser
+    from sgtheory.cli.main import Parser, emit, run_command
 
+    prog = f"analyses/{name}.py"
     table = (SEED, *settings)
-    parser = Parser(prog=f"analyses/{name}.py", description=description,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small, fast settings (CPU, minutes)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: figures/, or figures/quick/ with --quick)")
@@ -92,10 +110,12 @@ def analysis_main(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+    out_arg = args.out if args.out is not None else default_out(args.quick)
+
+    def body() -> int:
         resolve(args, table, quick=args.quick)
         enable_compilation_cache()
-        out = ensure_writable_dir(args.out or default_out(args.quick))
+        out = ensure_writable_dir(out_arg)
         data_dir = ensure_writable_dir(out / "data")
         if args.replot:
             if not (data_dir / f"{name}.npz").exists():
@@ -112,11 +132,10 @@ def analysis_main(
             savez(data_dir / f"{name}.npz", arrays)
             write_json(data_dir / f"{name}.json", meta)
         summary = plot(arrays, meta, out) or {}
-    except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"analysis": name, **summary}, default=str), flush=True)
-    return 0
+        emit({"analysis": name, **summary}, True)
+        return 0
+
+    return run_command(prog, body, out=out_arg, process=argv is None)
 
 
 def run_analyses(names: list[str], *, quick: bool, out: Path, progress: bool = True) -> list[dict]:

@@ -32,11 +32,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 from sgtheory.errors import InputError
+from sgtheory.validate import SEED_LIMIT
 
 _SAME = object()  # the quick value of a setting whose quick value is its full value
 KINDS = ("int", "float", "str", "flag", "path", "ints", "floats", "strs")
 _LIST_ITEM = {"ints": "int", "floats": "float", "strs": "str"}
-SEED_MAX = 2**32 - 1  # JAX's PRNGKey and numpy's Generator both accept 0 ≤ seed < 2**32
+SEED_MAX = SEED_LIMIT - 1  # JAX's PRNGKey and numpy's Generator both accept 0 ≤ seed < 2**32
 
 
 @dataclass(frozen=True)

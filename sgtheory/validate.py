@@ -6,6 +6,7 @@ Each raises :class:`sgtheory.InputError` with one line naming the bad input.
 from __future__ import annotations
 
 import math
+import os
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -81,3 +82,62 @@ def positive_list(text: str | Sequence[float], name: str) -> np.ndarray:
         if not math.isfinite(v) or v <= 0:
             raise InputError(f"{name}: values must be finite and > 0, got {v!r}")
     return np.asarray(vals, dtype=float)
+
+
+SEED_LIMIT = 2**32
+
+
+def seed(value, name: str = "--seed") -> int:
+    """A random seed: an integer with 0 <= seed < 2**32 (what numpy's and JAX's generators all accept).
+
+    Args:
+        value: the seed (an int, an integral float or numpy integer, or its decimal text).
+        name: the option or argument name used in the message.
+
+    Returns:
+        The seed as a Python int.
+
+    Raises:
+        InputError: for a non-integer, negative or too large seed.
+    """
+    if isinstance(value, bool):
+        raise InputError(f"{name}: expected an integer seed, got {value!r}")
+    try:
+        v = int(value.strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name}: expected an integer seed, got {value!r}") from None
+    if not isinstance(value, str) and v != value:
+        raise InputError(f"{name}: expected an integer seed, got {value!r}")
+    if not 0 <= v < SEED_LIMIT:
+        raise InputError(f"{name}: a seed must be an integer in 0..{SEED_LIMIT - 1}, got {v}")
+    return v
+
+
+def fits_in_memory(n_bytes: float, what: str, *, fraction: float = 0.8) -> float:
+    """Check that an allocation of ``n_bytes`` fits in ``fraction`` of this machine's physical memory.
+
+    Call it at the edge, before a size from the user (a width, a grid, a sample count) reaches an
+    allocator that would abort or swap instead of raising.
+
+    Args:
+        n_bytes: the estimated size of the largest allocation (or of all of them together).
+        what: names the input in the message, e.g. ``"--width 1000000 (weights of 4096 runs)"``.
+        fraction: the share of physical memory allowed.
+
+    Returns:
+        ``n_bytes`` as a float.
+
+    Raises:
+        InputError: ``"too large: ..."`` when it does not fit (unknown memory size: never).
+    """
+    need = float(n_bytes)
+    if not math.isfinite(need) or need < 0:
+        raise InputError(f"{what}: size estimate {n_bytes!r} is not a finite number of bytes")
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return need
+    if total > 0 and need > fraction * total:
+        raise InputError(f"{what}: too large: needs about {need / 2**30:.3g} GiB, more than "
+                         f"{fraction:.0%} of this machine's {total / 2**30:.3g} GiB of memory")
+    return need

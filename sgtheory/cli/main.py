@@ -1,28 +1,60 @@
-"""Entry point of the ``sgtheory`` command: dispatch to the subcommand modules of this package."""
+"""Entry point of the ``sgtheory`` command: dispatch to the subcommand modules of this package.
+
+Every command runs under :func:`sgtheory.cli._guard.run_guarded` (one line on stderr and exit code 2 for
+bad input, 1 for an internal error, 130 for Ctrl-C) and, where it has an ``--out``, inside
+:func:`sgtheory.io.output_dir` (the folder is checked before any work and locked against a concurrent
+run). A subcommand module may declare ``OUTPUTS``, the names of the files it writes into ``--out``, so
+that a folder standing where one of them goes is refused before any work too.
+"""
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import importlib
-import json
 import os
 import pkgutil
+import re
 import sys
 
 import sgtheory.cli as _cli_pkg
+from sgtheory.cli._guard import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    install_process_handlers,
+    quiet_interrupts,
+    run_guarded,
+    set_prog,
+)
 from sgtheory.errors import InputError
-from sgtheory.hostdevices import one_device_per_core
-from sgtheory.jaxcache import enable as enable_compilation_cache
 
-EXIT_BAD_INPUT = 2
+_SEED_OPTION = re.compile(r"^--(?:[a-z0-9]+-)*seed$")
+
+
+def _seed_type(text: str) -> int:
+    from sgtheory.validate import seed
+
+    try:
+        return seed(text, "seed")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr and exit code 2."""
+    """argparse whose usage errors are one line on stderr and exit code 2.
+
+    Every integer option named ``--seed`` or ``--…-seed`` is checked as a seed (0 <= seed < 2**32, see
+    :func:`sgtheory.validate.seed`) when it is parsed.
+    """
 
     def error(self, message):  # noqa: D102 - argparse API
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+    def add_argument(self, *names, **kwargs):  # noqa: D102 - argparse API
+        if kwargs.get("type") is int and any(_SEED_OPTION.match(n) for n in names):
+            kwargs["type"] = _seed_type
+        return super().add_argument(*names, **kwargs)
 
 
 def subcommand_modules() -> list[str]:
@@ -35,6 +67,7 @@ def subcommand_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sgtheory`` parser with every subcommand registered."""
     from sgtheory import __version__
 
     parser = Parser(prog="sgtheory", description="Theory and analysis of synthetic gradients (SG) and DNI.")
@@ -45,50 +78,102 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NON_FINITE_WORD = re.compile(r"(?:(?<=[\s(=,:\[])|^)[-+]?(?:nan|inf|infinity)(?=[\s),;\]]|$)", re.IGNORECASE)
+
+
 def emit(summary: dict, as_json: bool, text: str | None = None) -> None:
-    """Print the one-line summary: JSON with ``--json``, else ``text`` (or compact JSON)."""
+    """Print the one-line summary: JSON with ``--json``, else ``text`` (or compact JSON).
+
+    NaN and infinity are never printed as numbers: in JSON they become ``null`` with a ``"non_finite"``
+    list of where they were (:func:`sgtheory.io.json_text`), in ``text`` the words ``nan``/``inf`` become
+    ``non-finite``; a :class:`~sgtheory.errors.NonFiniteWarning` names them either way.
+
+    Args:
+        summary: the command's JSON-able summary.
+        as_json: print the JSON line even when ``text`` is given.
+        text: the human-readable line.
+    """
+    from sgtheory.io import json_text
+
+    line, bad = json_text(summary, what="summary")
     if as_json or text is None:
-        print(json.dumps(summary, default=_jsonable), flush=True)
+        print(line, flush=True)
     else:
-        print(text, flush=True)
+        print(_NON_FINITE_WORD.sub("non-finite", text) if bad else text, flush=True)
 
 
-def _jsonable(o):
-    import numpy as np
+def run_command(prog, fn, *, out=None, outputs=(), process: bool = False) -> int:
+    """Run a command under the sgtheory contract; what ``sgtheory`` and ``analyses/`` scripts share.
 
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
+    Args:
+        prog: the name that starts every printed line (a string, or a function returning it, read when a
+            line is printed).
+        fn: the command: no arguments, returns its exit code (None counts as 0).
+        out: its output folder, if any: held with :func:`sgtheory.io.output_dir` around ``fn`` (checked
+            before ``fn`` runs, locked against a concurrent run).
+        outputs: names of the files it writes into ``out`` (none may be a folder).
+        process: True when the command owns the process (called from a script's ``__main__``, not from
+            Python code or a test): installs the Ctrl-C and warning handlers of
+            :func:`sgtheory.cli._guard.install_process_handlers`.
+
+    Returns:
+        The exit code: ``fn``'s, or 2 (bad input), 1 (internal error), 130 (interrupted).
+    """
+    from sgtheory.io import output_dir
+
+    if process:
+        install_process_handlers(prog if isinstance(prog, str) else prog())
+
+    def held() -> int:
+        with contextlib.nullcontext() if out is None else output_dir(out, outputs=outputs):
+            return int(fn() or 0)
+
+    return run_guarded(prog, held)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_BAD_INPUT
-    if args.command == "sweep":
-        one_device_per_core()  # before JAX starts: the sweep splits its configurations over the cores
-    enable_compilation_cache()
-    try:
-        rc = args.func(args)
-    except InputError as exc:
-        print(f"sgtheory {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"sgtheory {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(rc or 0)
+    """Run one ``sgtheory`` command.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, 2 for bad input (usage errors raise ``SystemExit(2)`` as argparse does), 1 for an
+        internal error, 130 when interrupted.
+    """
+    prog = ["sgtheory"]
+
+    def command() -> int:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.error(f"choose a command: {', '.join(subcommand_modules())} (see sgtheory --help)")
+        prog[0] = f"sgtheory {args.command}"
+        set_prog(prog[0])
+        return _run(args)
+
+    return run_guarded(lambda: prog[0], command)
+
+
+def _run(args) -> int:
+    from sgtheory.hostdevices import one_device_per_core
+    from sgtheory.io import output_dir
+    from sgtheory.jaxcache import enable as enable_compilation_cache
+
+    module = sys.modules.get(f"sgtheory.cli.{args.command}")
+    out = getattr(args, "out", None)
+    with contextlib.nullcontext() if out is None else output_dir(out, outputs=getattr(module, "OUTPUTS", ())):
+        if args.command == "sweep":
+            one_device_per_core()  # before JAX starts: the sweep splits its configurations over the cores
+        enable_compilation_cache()
+        return int(args.func(args) or 0)
 
 
 FAST_EXIT_ENV = "SGTHEORY_FAST_EXIT"
 _exit_code: list[int] = []
 
 
-def _fast_exit() -> None:
-    """Last atexit handler: flush and end the process without tearing down its heap (see :func:`entry`)."""
-    if not _exit_code:  # main() did not return (an uncaught exception, argparse's exit): exit normally
-        return
+def _flush() -> None:
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()
     for stream in (sys.stdout, sys.stderr):
@@ -96,23 +181,43 @@ def _fast_exit() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _fast_exit() -> None:
+    """Last atexit handler: flush and end the process without tearing down its heap (see :func:`entry`)."""
+    if not _exit_code:  # main() did not return (argparse's exit): exit normally
+        return
+    _flush()
     os._exit(_exit_code[0])
 
 
 def entry() -> None:
     """The ``sgtheory`` console script and ``python -m sgtheory``: :func:`main`, then a fast exit.
 
-    A process that has loaded JAX spends about 0.2 s at exit tearing down its heap (module and object
-    finalisation, after the atexit handlers: a fifth of a 128×128 sweep's second on 2 cores). Every
-    output of a command is written atomically and closed before :func:`main` returns, so once the other
-    atexit handlers have run (JAX's clean-up among them) and stdout/stderr are flushed, the process ends
-    with ``os._exit`` and main's exit code. ``SGTHEORY_FAST_EXIT=0`` keeps the normal exit (e.g. for tools
-    that write their results at interpreter shutdown)."""
+    Installs the process handlers first (Ctrl-C at any moment exits with 130 and one line). A process
+    that has loaded JAX spends a noticeable time at exit tearing down its heap (module and object
+    finalisation, after the atexit handlers). Every output of a command is written atomically and closed
+    before :func:`main` returns, so once the other atexit handlers have run (JAX's clean-up among them)
+    and stdout/stderr are flushed, the process ends with ``os._exit`` and main's exit code; an interrupted
+    run skips the atexit handlers too (a half-imported library's clean-up can crash).
+    ``SGTHEORY_FAST_EXIT=0`` keeps the normal exit (e.g. for tools that write their results at
+    interpreter shutdown)."""
+    install_process_handlers("sgtheory")
     if os.environ.get(FAST_EXIT_ENV, "1").strip().lower() not in ("0", "off", "false", "no"):
         atexit.register(_fast_exit)  # registered before JAX is imported, so it runs after JAX's handlers
-    code = main()
+    try:
+        code = main()
+    finally:
+        quiet_interrupts()  # from here a Ctrl-C cannot raise inside clean-up code; the watchdog still ends us
+    if code == EXIT_INTERRUPTED:
+        _flush()
+        os._exit(code)
     _exit_code.append(code)
     sys.exit(code)
+
+
+__all__ = ["Parser", "build_parser", "emit", "entry", "install_process_handlers", "main", "run_command",
+           "subcommand_modules"]
 
 
 if __name__ == "__main__":
