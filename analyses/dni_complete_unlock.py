@@ -33,10 +33,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
+from sgtheory.repro import analysis_main, guard_script
 
-from sgtheory.repro import analysis_main
-from sgtheory.settings import TRAINING, Setting
+guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
+
+import numpy as np  # noqa: E402
+
+from sgtheory.settings import TRAINING, Setting  # noqa: E402
 
 NAME = "dni_complete_unlock"
 VARIANTS = {"dni": ("sg-every", "sg-unlock"), "cdni": ("csg-every", "csg-unlock")}
