@@ -56,7 +56,7 @@ SETTINGS = (
                  "synthetic input above it, as koz4k/dni-pytorch), imo (the same, SG fitted at the layer's output)"),
     Setting("seeds", "int", full=3, lo=1, hi=1000, help="seeds per cell: seed, seed+1, ..."),
     *TRAINING.pick("dataset", "data_root", "sg_lr", depth=(3, 2), width=(64, 32), steps=(12_000, 600),
-                   batch_size=64, lr=3e-3, evals=4),
+                   batch_size=64, lr=3e-3, evals=4, batchnorm=True),
     Setting("schedule", "str", full="constant", choices=("constant", "step"),
             help="learning rates constant, or step: ÷10 at 60% and 80% of the steps (DNI's feed-forward schedule)"),
     Setting("dni_module", "str", full="mlp", choices=("mlp", "linear"), help="DNI's SG module (cDNI's is linear)"),
@@ -83,7 +83,7 @@ def compute(args):
     input_hidden = args.input_hidden or 2 * width
     n_seeds = args.seeds
     ds = data.load(args.dataset, root=args.data_root, seed=args.seed)
-    config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", True)
+    config = nets.MLPConfig(ds.x_train.shape[1], ds.n_classes, depth, width, "relu", args.batchnorm)
     seeds = [args.seed + i for i in range(n_seeds)]
     common = dict(p_update=probs, seeds=seeds, steps=steps, eval_every=steps // evals, lr=args.lr, sg_lr=args.sg_lr,
                   batch_size=batch, schedule=args.schedule)
@@ -116,8 +116,8 @@ def compute(args):
         seconds["bp"] = ref.info["seconds"]
     meta = {"variants": variants, "unlocks": unlocks, "depth": depth, "width": width, "steps": steps, "lr": args.lr,
             "sg_lr": args.sg_lr or args.lr, "schedule": args.schedule, "batch_size": batch,
-            "optimizer": "adam, per layer", "batchnorm": True, "activation": "relu", "dni_module": args.dni_module,
-            "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
+            "optimizer": "adam, per layer", "batchnorm": args.batchnorm, "activation": "relu",
+            "dni_module": args.dni_module, "sg_hidden": sg_hidden if args.dni_module == "mlp" else None,
             "input_model": args.input_model, "input_hidden": input_hidden if args.input_model == "mlp" else None,
             "dataset": ds.name, "n_classes": ds.n_classes, "seconds_per_program": seconds,
             "methods": {f"{v}-{u}": method(v, u).name for v in variants for u in unlocks},
@@ -195,11 +195,13 @@ def plot(arrays, meta, out: Path):
         axes[0, 0].set_ylabel("test error (%)")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6)
-        fig.suptitle(f"{meta['depth']}×{meta['width']} ReLU + BN, {meta['dataset']}, mean ± sd over "
+        bn = " + BN" if meta.get("batchnorm", True) else ""
+        fig.suptitle(f"{meta['depth']}×{meta['width']} ReLU{bn}, {meta['dataset']}, mean ± sd over "
                      f"{arrays['test_error'].shape[3]} seeds", fontsize=9)
         savefig(fig, out / f"{NAME}.png")
     text = (f"# DNI complete unlock: test error (%) of the real composed net, mean ± sd over seeds\n\n"
-            f"{meta['depth']}×{meta['width']} ReLU + batch-norm on {meta['dataset']}, Adam {meta['lr']} (SG and input "
+            f"{meta['depth']}×{meta['width']} ReLU{' + batch-norm' if meta.get('batchnorm', True) else ''} on "
+            f"{meta['dataset']}, Adam {meta['lr']} (SG and input "
             f"models {meta['sg_lr']}, schedule {meta.get('schedule', 'constant')}), batch {meta['batch_size']}, "
             f"DNI module {meta['dni_module']}, input model "
             f"{meta['input_model']}.\n\n{_table(arrays, meta)}\n\n"
