@@ -16,7 +16,10 @@ from sgtheory import InputError
 def _probe(argv, capsys):
     from sgtheory.cli.main import main
 
-    rc = main(["probe", *map(str, argv)])
+    try:
+        rc = main(["probe", *map(str, argv)])
+    except SystemExit as exc:  # usage errors exit as argparse does (code 2, one line)
+        rc = exc.code
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
 
@@ -129,7 +132,7 @@ def _odd_inputs(tmp, rng):
     ("rows", "good", [], "59 rows but"),
     ("repeated", "repeated", ["--measures", "cca"], "6 distinct"),
     ("good", "good", ["--measures", "probe", "--labels", "labels.txt"], "integer class labels"),
-    ("good", "good", ["--seed", "-1"], "--seed: must be >= 0"),
+    ("good", "good", ["--seed", "-1"], "--seed: a seed must be an integer in 0..4294967295"),
     ("good", "good", ["--n", "-4"], "--n: must be >= 3"),
     ("good", "good", ["--measures", "cka,nope"], "unknown nope"),
     ("good", "good", ["--rdm-metric", "nope", "--measures", "rdm"], "metric"),

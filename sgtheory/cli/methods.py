@@ -14,6 +14,7 @@ def register(sub) -> None:
     p.add_argument("--table", action="store_true", help="print the unified-view table")
     p.add_argument("--format", default="markdown", choices=("markdown", "text"), help="table format (default markdown)")
     p.add_argument("--json", action="store_true", help="print every method's declared properties as one JSON line")
+    p.add_argument("--recurrent", action="store_true", help="the recurrent methods of `sgtheory rnn` instead")
     p.set_defaults(func=run)
 
 
@@ -23,6 +24,12 @@ def run(args) -> int:
     from sgtheory.cli.main import emit
     from sgtheory.nets import methods
 
+    if args.recurrent:  # the recurrent family (sgtheory.rnn.methods), same three outputs
+        from sgtheory.rnn import methods as rm
+        names = "\n".join(f"{n:<8} {rm.get(n).summary}" for n in rm.METHODS)
+        lines = rm.unified_table(args.format) if args.table else names
+        emit({n: rm.describe(n) for n in rm.METHODS}, True) if args.json else print(lines)
+        return 0
     if args.json:
         emit({name: {"summary": methods.get(name).summary, **asdict(methods.get(name).properties)}
               for name in methods.METHODS}, True)

@@ -6,5 +6,6 @@ See :mod:`sgtheory.data.datasets` for where each is read from.
 """
 
 from sgtheory.data.datasets import DATASETS, Dataset, load, stratified_split
+from sgtheory.data.text import CORPORA, Corpus, load_corpus  # noqa: F401 - character corpora of sgtheory.rnn
 
 __all__ = ["DATASETS", "Dataset", "load", "stratified_split"]
