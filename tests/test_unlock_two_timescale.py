@@ -11,8 +11,8 @@ import pytest
 
 from sgtheory import InputError
 from sgtheory.rnn import reference
-from sgtheory.rnn.cores import zero_state
 from sgtheory.rnn import two_timescale as tt
+from sgtheory.rnn.cores import zero_state
 from sgtheory.rnn.two_timescale import System, init_params, make_data, noise_floor
 from sgtheory.rnn.two_timescale_train import sweep
 from sgtheory.rnn.window import Batch
@@ -105,13 +105,9 @@ def test_data_targets():
     np.testing.assert_allclose(noise_floor(4, 1.0), np.log(4), rtol=1e-12)
 
 
-def test_sweep_runs_and_rejects_bad_input():
+def test_sweep_rejects_bad_input():
+    """(The sweep itself runs in tests/test_unlock_analysis.py, through the analysis.)"""
     system = System(period=2, ticks=2, vocab=3, a_hidden=4, b_hidden=3)
-    res = sweep(system, ["cdni"], [0, 1], steps=4, eval_every=2, batch=4, eval_batch=8, dtype=F64)
-    m = res["metrics"]["cdni"]
-    assert m["b_loss"].shape == (2, 2) and list(res["step"]) == [2, 4]
-    assert np.all(np.isfinite(m["b_loss"])) and np.all(np.abs(m["sg_cosine"]) <= 1)
-    assert not np.allclose(m["b_loss"][0], m["b_loss"][1])  # seeds differ
     for bad, word in [(dict(modes=["bp"]), "mode"), (dict(noise=1.0), "noise"), (dict(steps=5), "multiple"),
                       (dict(lr=0.0), "lr"), (dict(seeds=[]), "seed")]:
         kw = dict(modes=["none"], seeds=[0], steps=4, eval_every=2, batch=4, eval_batch=8)
