@@ -102,7 +102,7 @@ def plot(arrays, meta, out: Path):
     from sgtheory.plotting import figure
 
     step, modes = arrays["step"], meta["modes"]
-    with figure(1, 2, figsize=(9.5, 3.6), layout="constrained") as (fig, (ax1, ax2)):
+    with figure(1, 2, figsize=(10.5, 3.6), layout="constrained") as (fig, (ax1, ax2)):
         for i, m in enumerate(modes):
             b = arrays["b_loss"][i]
             ax1.plot(step, b.mean(0), color=f"C{i}", label=LABELS[m], ls="--" if m == "oracle" else "-",
@@ -115,11 +115,10 @@ def plot(arrays, meta, out: Path):
         s = meta["system"]
         ax1.set(xlabel="training batch", ylabel="B's held-out loss (nats/tick)",
                 title=f"A: LSTM {s['a_hidden']}, B: LSTM {s['b_hidden']}, B ticks every {s['period']} steps")
-        ax1.legend(fontsize=7, loc="center right")
+        handles, labels = ax1.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=7)  # colours shared by both panels
         ax2.set(xlabel="training batch", ylabel="cos(B's DNI, true future gradient)", ylim=(-0.1, 1.05),
                 title="B's synthetic gradient into A")
-        if ax2.lines:
-            ax2.legend(fontsize=7)
         savefig(fig, out / f"{NAME}.png")
     text = (f"# DNI two-timescale system (our protocol): after {meta['steps']:,} batches, mean ± sd over "
             f"{arrays['b_loss'].shape[1]} seeds\n\nNoise floor {meta['noise_floor']:.3f} nats, chance "
