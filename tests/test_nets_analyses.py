@@ -97,15 +97,6 @@ def test_c10_unified_runs_and_writes_table_and_figures(tmp_path, capsys):
     assert mod.main(["--replot", "--out", str(tmp_path)]) == 0
 
 
-def test_dni_async_runs(tmp_path, capsys):
-    mod = _load("analyses/dni_async.py")
-    rc = mod.main(TINY + ["--depth", "2", "--probs", "0.2", "--batch-size", "64", "--out", str(tmp_path)])
-    assert rc == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(summary["final_test_error"]) == {"0.2"}
-    assert (tmp_path / "dni_async.png").is_file()
-
-
 def test_analysis_bad_input_is_one_line_exit_2(tmp_path, capsys):
     mod = _load("analyses/c7_deep_sg.py")
     assert mod.main(["--depths", "0", "--out", str(tmp_path)]) == 2

@@ -283,7 +283,7 @@ def test_unified_table_lists_every_method():
         assert line.startswith(f"| `{name}` |")
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2:] == [p.conditioned_on, *("yes" if v else "no" for v in
-                                                 (p.learned, p.update_locked, p.backward_locked))]
+                                                 (p.learned, p.update_locked, p.backward_locked, p.forward_locked))]
     assert methods.unified_table("text").splitlines()[0].startswith("method")
 
 

@@ -11,6 +11,9 @@ declarations as the paper's table.
 ``csg``        label-conditioned ``SG(h_k, y)`` at one layer (cDNI)
 ``sg-every``   ``SG_i(h_i)`` at every hidden layer, bootstrapped targets (``module``, ``hidden``, ``mix``)
 ``csg-every``  ``SG_i(h_i, y)`` at every hidden layer, bootstrapped targets
+``sg-unlock``  ``sg-every`` with a synthetic input ``I_i(x)`` for every layer above the first (complete
+               unlock, DNI's ``I + M``; options as ``sg-every`` plus ``input_model``, ``input_hidden``)
+``csg-unlock`` ``csg-every`` with synthetic inputs (cDNI, complete unlock)
 ``fa``         feedback alignment
 ``dfa``        direct feedback alignment
 ``kickback``   kickback (multi-class generalisation in :mod:`sgtheory.nets.methods.direct`)
@@ -34,6 +37,8 @@ _FACTORIES = {
     "csg": partial(SyntheticGradient, conditioned=True, every=False),
     "sg-every": partial(SyntheticGradient, conditioned=False, every=True),
     "csg-every": partial(SyntheticGradient, conditioned=True, every=True),
+    "sg-unlock": partial(SyntheticGradient, conditioned=False, every=True, input_model="linear"),
+    "csg-unlock": partial(SyntheticGradient, conditioned=True, every=True, input_model="linear"),
     "fa": FeedbackAlignment,
     "dfa": DirectFeedbackAlignment,
     "kickback": Kickback,
@@ -42,17 +47,34 @@ _FACTORIES = {
 #: Names accepted by :func:`get`.
 METHODS: tuple[str, ...] = tuple(_FACTORIES)
 
+#: The methods with a decoupled layer (an SG interface), the only ones that can take synthetic inputs.
+DECOUPLED: tuple[str, ...] = tuple(n for n in METHODS if "sg" in n)
+_INPUT_OPTIONS = ("input_model", "input_hidden", "fit_at")
+
 
 def get(name: str, **options) -> Method:
-    """The method ``name`` with ``options`` (unknown options raise :class:`sgtheory.InputError`)."""
+    """The method ``name`` with ``options`` (unknown options raise :class:`sgtheory.InputError`).
+
+    Args:
+        name: one of :data:`METHODS`.
+        **options: the method's constructor options (see the module docstring).
+
+    Returns:
+        The :class:`Method`.
+    """
     choice(name, "method", METHODS)
+    given = [o for o in _INPUT_OPTIONS if o in options]
+    if given and name not in DECOUPLED:
+        raise InputError(f"method {name}: has no decoupled layer, so it takes no synthetic inputs ({given[0]}); "
+                         f"use one of {', '.join(DECOUPLED)}")
     try:
         return _FACTORIES[name](**options)
     except TypeError:
         raise InputError(f"method {name}: unknown option(s) {', '.join(sorted(options))}") from None
 
 
-_COLUMNS = ("method", "signal for hidden layer i", "conditioned on", "learned", "update-locked", "backward-locked")
+_COLUMNS = ("method", "signal for hidden layer i", "conditioned on", "learned", "update-locked", "backward-locked",
+            "forward-locked")
 
 
 def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's name for it
@@ -65,7 +87,8 @@ def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's na
     for name in METHODS:
         p = get(name).properties
         yn = lambda b: "yes" if b else "no"  # noqa: E731
-        rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked), yn(p.backward_locked)))
+        rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked), yn(p.backward_locked),
+                     yn(p.forward_locked)))
     if format == "markdown":
         lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
         lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
@@ -75,4 +98,4 @@ def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's na
     return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
 
 
-__all__ = ["METHODS", "Credit", "Method", "MethodState", "Properties", "chain", "get", "unified_table"]
+__all__ = ["DECOUPLED", "METHODS", "Credit", "Method", "MethodState", "Properties", "chain", "get", "unified_table"]

@@ -31,7 +31,9 @@ class Properties:
     backward pass, ``e`` = the output error, ``h_i`` = the layer's activation, ``y`` = the label);
     ``learned``: the signal's generator is trained; ``update_locked``: a layer must wait for the
     forward pass above it before it can update; ``backward_locked``: it must also wait for the
-    backward pass through the layers above.
+    backward pass through the layers above; ``forward_locked``: a layer must wait for the forward
+    pass of the layers below it before it can run (every method is, unless synthetic-input models
+    ``I_i(x)`` stand in for its input: DNI's "complete unlock").
     """
 
     signal: str
@@ -39,6 +41,7 @@ class Properties:
     learned: bool
     update_locked: bool
     backward_locked: bool
+    forward_locked: bool = True
 
 
 class MethodState(NamedTuple):
@@ -52,13 +55,15 @@ class Credit(NamedTuple):
     """Output of :meth:`Method.credit`.
 
     ``grads``: tuple of per-layer gradient dicts (like the params); ``state_grads``: like
-    ``state.learned``; ``signals``: tuple ``(δ_1, ..., δ_D)`` each ``(n, width)``; ``sg_loss``: scalar.
+    ``state.learned``; ``signals``: tuple ``(δ_1, ..., δ_D)`` each ``(n, width)``; ``sg_loss``: scalar;
+    ``input_loss``: the synthetic-input models' regression loss (scalar; 0 without them).
     """
 
     grads: tuple
     state_grads: Any
     signals: tuple
     sg_loss: Any
+    input_loss: Any = None
 
 
 class Method:
@@ -105,12 +110,17 @@ def chain(tape: Tape, delta, top: int, bottom: int, feedback: dict | None = None
     return grads, signals, delta
 
 
-def assemble(tape: Tape, grads: dict, signals: dict, state_grads=None, sg_loss=None) -> Credit:
-    """Pack per-layer dicts (keys 1..D) and the output layer's true gradient into a :class:`Credit`."""
+def assemble(tape: Tape, grads: dict, signals: dict, state_grads=None, sg_loss=None, input_loss=None) -> Credit:
+    """Pack per-layer dicts (keys 1..D) and the output layer's gradient into a :class:`Credit`.
+
+    The output layer learns from the true error of ``tape`` (:meth:`Tape.output_grads`).
+    """
     d = tape.depth
+    zero = jnp.zeros((), tape.logits.dtype)
     return Credit(
         grads=tuple(grads[i] for i in range(1, d + 1)) + (tape.output_grads(),),
         state_grads={} if state_grads is None else state_grads,
         signals=tuple(signals[i] for i in range(1, d + 1)),
-        sg_loss=jnp.zeros((), tape.logits.dtype) if sg_loss is None else sg_loss,
+        sg_loss=zero if sg_loss is None else sg_loss,
+        input_loss=zero if input_loss is None else input_loss,
     )
