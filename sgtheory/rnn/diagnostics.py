@@ -13,6 +13,12 @@ contraction. For a linear core ``G_T → ρ(A)^T`` and ``γ·ρ(A)^T < 1`` is th
 the bootstrapped fixed point (``../shared/rnn_dni_notes.md`` §8.3, §8.5). The worst case over
 directions is the spectral norm ``‖J_b‖₂``, and the gain on the SG's own output is ``γ‖J_bᵀ ĝ‖ / ‖ĝ‖``.
 
+The SG's regression has a second, independent way to fail: Adam moves every weight by about its
+learning rate per step whatever the gradient's size, so a linear SG's output moves by up to
+``sg_lr·‖s_b‖₁`` per step; when the states are large (an LSTM's cell state is an unbounded integrator)
+that step can dwarf the target, and the overshooting SG, injected into the core, can drive the states
+further out (``sg_step_ratio``, ``state_rms``, ``state_max``).
+
 :func:`diagnose` returns these numbers for one batch under the current parameters (nothing is
 updated); :func:`sgtheory.rnn.train` records them along training when given ``diagnostics=True``.
 """
@@ -26,7 +32,8 @@ from sgtheory.rnn.cores import core_step
 from sgtheory.rnn.window import Batch, Numbers, Params, Rule, run_sequence
 
 DIAGNOSTICS = ("jac_norm", "jac_norm_max", "backward_gain", "contraction", "sg_gain", "grad_rms", "sg_rms",
-               "boot_rms", "target_rms", "sg_error_rms")
+               "boot_rms", "target_rms", "sg_error_rms", "state_rms", "state_max",
+               "sg_step_ratio")
 
 
 def _windows(rule: Rule, xs):
@@ -143,12 +150,17 @@ def diagnose(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers, *, key
         ``backward_gain`` ``G_T`` (geometric mean) and ``contraction`` ``γ·G_T``; ``sg_gain`` (median of
         ``γ‖J_bᵀĝ‖/‖ĝ‖`` where ``ĝ ≠ 0``); root mean squares of ``r_b``, ``ĝ``, ``γJ_bᵀĝ``, ``δ_b`` and of
         the SG's error ``M(s_b) − δ_b`` (``grad_rms``, ``sg_rms``, ``boot_rms``, ``target_rms``,
-        ``sg_error_rms``; norms per sequence).
+        ``sg_error_rms``; norms per sequence); ``state_rms`` (of ``‖s_b‖``, the SG's input) and
+        ``state_max`` (largest ``|s_b|`` entry: an LSTM's cell state is unbounded); ``sg_step_ratio``:
+        how far one Adam step of a linear SG moves an output, ``sg_lr·(E‖s_b‖₁ + 1)`` (every weight and
+        the bias move by up to ``sg_lr``), over the target's RMS per output, ``target_rms/√S`` — above 1
+        the SG's first steps overshoot what they regress onto.
     """
     k1, k2 = jax.random.split(key)
     jn = window_jacobian_norms(rule, params.core, s0, batch.xs, key=k1, iters=iters)
     logs = backward_log_gains(rule, params.core, s0, batch.xs, key=k2)
     terms = bootstrap_terms(rule, params, s0, batch, nums)
+    states = boundary_states(rule, params.core, s0, batch.xs)
     on = terms["sg"] > 0
     ratio = jnp.where(on, terms["boot"] / jnp.where(on, terms["sg"], 1.0), jnp.nan)
     gain = jnp.exp(jnp.mean(logs))
@@ -156,7 +168,10 @@ def diagnose(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers, *, key
     return {"jac_norm": jnp.median(jn), "jac_norm_max": jnp.max(jn), "backward_gain": gain,
             "contraction": nums.target_discount * gain, "sg_gain": jnp.nanmedian(ratio),
             "grad_rms": rms(terms["grad"]), "sg_rms": rms(terms["sg"]), "boot_rms": rms(terms["boot"]),
-            "target_rms": rms(terms["target"]), "sg_error_rms": rms(terms["error"][1:])}
+            "target_rms": rms(terms["target"]), "sg_error_rms": rms(terms["error"][1:]),
+            "state_rms": rms(jnp.linalg.norm(states, axis=-1)), "state_max": jnp.max(jnp.abs(states)),
+            "sg_step_ratio": nums.sg_lr * (jnp.mean(jnp.sum(jnp.abs(states), -1)) + 1.0)
+            / jnp.maximum(rms(terms["target"]) / jnp.sqrt(jnp.asarray(states.shape[-1], states.dtype)), 1e-30)}
 
 
 __all__ = ["DIAGNOSTICS", "backward_log_gains", "bootstrap_terms", "boundary_states", "diagnose",

@@ -57,7 +57,7 @@ def make_task(settings: Settings, vocab: int | None = None):
 def make_rule(settings: Settings, method, task, truncation: int | None = None) -> Rule:
     """The static :class:`Rule` of ``method`` on ``task`` (``truncation`` overrides ``settings.truncation``)."""
     return Rule(settings.core, task.loss, task.n_out, int(truncation or settings.truncation), method.uses_sg,
-                method.conditioned, method.has_aux, method.two_pass, settings.update)
+                method.conditioned, method.has_aux, method.two_pass, settings.update, method.sg_input)
 
 
 def numbers(settings: Settings, method, n: int, dtype=jnp.float32) -> Numbers:

@@ -28,7 +28,7 @@ def evaluators(settings: Settings, method, task, prog: Program, corpus, diagnost
     Args:
         settings, method, task, prog: the run's.
         corpus: the char-LM corpus (None for Copy tasks).
-        diagnostics: also record :func:`sgtheory.rnn.diagnostics.diagnose` (SG methods only).
+        diagnostics: also record :func:`sgtheory.rnn.diagnostics.diagnose` (its SG terms are 0 without an SG).
 
     Returns:
         ``evaluate(state, nums, text, length) -> {"cosine": (seeds,), ["val_bpc": (seeds,)],
@@ -63,7 +63,7 @@ def evaluators(settings: Settings, method, task, prog: Program, corpus, diagnost
         if valid_dev is not None:
             out["val_bpc"] = np.asarray(_bpc_seeds(settings.core, task.vocab, settings.eval_streams, prog.dtype,
                                                    state.params.core, valid_dev))
-        if diagnostics and method.uses_sg:
+        if diagnostics:
             d = on_next_batch("diagnose", diag, state, nums, text, length)
             out.update({f"diag_{k}": v for k, v in d.items()})
         return out

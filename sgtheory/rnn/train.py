@@ -77,7 +77,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
         seeds: integer seeds; run ``i`` derives everything random from ``PRNGKey(seeds[i])``.
         corpus: a :class:`sgtheory.data.text.Corpus` (charlm only).
         show_progress: progress bar on stderr (None: only on a terminal).
-        diagnostics: SG methods: record the stability numbers of :func:`sgtheory.rnn.diagnostics.diagnose`
+        diagnostics: record the stability numbers of :func:`sgtheory.rnn.diagnostics.diagnose`
             at every evaluation, as ``metrics["diag_<name>"]`` ``(seeds, E)``.
 
     Returns:
