@@ -236,3 +236,29 @@ def test_readout_and_core_step_shapes():
     s = core_step("lstm", core, zero_state(spec, 2, F64), np.ones((2, 3)))
     assert s.shape == (2, 10) and readout("lstm", core, s).shape == (2, 4)
     assert float(core["b"][5]) == 1.0 and float(core["b"][4]) == 0.0  # forget-gate bias block is [5, 10)
+
+
+def test_rms_sg_input_is_scale_free_and_the_window_algorithm_reads_it():
+    spec, core, batch = _problem(ragged=True, seed=6)
+    sg = _random_sg(spec)
+    s = np.random.default_rng(6).normal(size=(3, spec.state_size))
+    # the rms view is invariant to the state's scale (up to its ε = 1e-12 against a mean square of ~1, and
+    # round-off), and a zero state (a stream's start) reads as zero
+    np.testing.assert_allclose(apply_sg(sg, 7.0 * s, None, "rms"), apply_sg(sg, s, None, "rms"), rtol=1e-10,
+                               atol=1e-12)
+    assert np.array_equal(np.asarray(apply_sg(sg, np.zeros_like(s), None, "rms")), np.broadcast_to(0.1, s.shape))
+    s0 = 0.5 * s
+    rule = _rule(3, sg_input="rms")
+    out = run_sequence(rule, Params(core, {}, sg), None, s0, batch, _nums(0.1), train=False)
+    starts = np.arange(0, 12, 3)
+    exits = [_states_at(core, s0, batch, b + 3) for b in starts[:-1]]
+    for k, st in enumerate(exits):  # the injected SG is M(s_exit / rms(s_exit)); the last exit is 0
+        np.testing.assert_allclose(out.exits[k], apply_sg(sg, st, None, "rms"), rtol=1e-12)
+    assert float(np.max(np.abs(out.exits[-1]))) == 0.0
+
+    def regression(sg):
+        states = [s0] + exits
+        return sum(jnp.sum((apply_sg(sg, st, None, "rms") - out.targets[i]) ** 2) for i, st in enumerate(states)) / 3
+
+    ref = jax.jit(jax.grad(regression))(sg)
+    np.testing.assert_allclose(out.grads[2]["layers"][0]["W"], ref["layers"][0]["W"], rtol=1e-12, atol=1e-14)

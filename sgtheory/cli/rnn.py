@@ -35,6 +35,8 @@ def register(sub) -> None:
                    help="discount γ of the bootstrapped SG in its own target (default: equal to --inject-scale)")
     p.add_argument("--sg-module", default=None, help="linear (default) or mlp SG module")
     p.add_argument("--sg-hidden", type=int, default=None, help="hidden units of an mlp SG module (default 256)")
+    p.add_argument("--sg-input", default=None,
+                   help="how the SG reads the state: raw (default) or rms (divided by its RMS over units)")
     p.add_argument("--aux-weight", type=float, default=None, help="weight λ of the DNI + Aux loss (default 0.1)")
     p.add_argument("--threshold", type=float, default=0.15, help="curriculum threshold in bits per target bit")
     p.add_argument("--repeat-norm", type=float, default=10.0, help="repeat-count normalisation (default 10)")
@@ -56,7 +58,7 @@ def register(sub) -> None:
 
 def _method_options(args) -> dict:
     opts = {"inject_scale": args.inject_scale, "target_discount": args.target_discount, "module": args.sg_module,
-            "hidden": args.sg_hidden, "aux_weight": args.aux_weight}
+            "hidden": args.sg_hidden, "aux_weight": args.aux_weight, "sg_input": args.sg_input}
     return {k: v for k, v in opts.items() if v is not None}
 
 

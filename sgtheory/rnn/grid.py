@@ -19,13 +19,18 @@ METRIC = {"copy": "solved_n", "repeat-copy": "solved_length", "charlm": "val_bpc
 LABEL = {"tbptt": "truncated BPTT", "dni": "DNI", "dni-aux": "DNI + Aux", "cdni": "cDNI", "bptt": "BPTT"}
 
 
-def run_cell(settings: Settings, method, seeds, corpus=None, show_progress=None) -> dict:
-    """One grid cell: ``method`` on ``settings`` for every seed; returns its arrays (numpy)."""
-    result = train(settings, method, seeds, corpus=corpus, show_progress=show_progress)
+def run_cell(settings: Settings, method, seeds, corpus=None, show_progress=None, diagnostics: bool = False) -> dict:
+    """One grid cell: ``method`` on ``settings`` for every seed; returns its arrays (numpy).
+
+    With ``diagnostics`` the stability numbers of :func:`sgtheory.rnn.diagnostics.diagnose` at every
+    evaluation are included (``diag_<name>``, ``(seeds, E)``).
+    """
+    result = train(settings, method, seeds, corpus=corpus, show_progress=show_progress, diagnostics=diagnostics)
     s, m = result.summary, result.metrics
     out = {"loss_bits": m["loss_bits"], "level_n": m["level_n"], "level_r": m["level_r"], "sg_loss": m["sg_loss"],
            "eval_step": m["eval_step"], "cosine": m["cosine"],
            "sequences_per_second": np.asarray(result.info["sequences_per_second"])}
+    out.update({k: v for k, v in m.items() if k.startswith("diag_")})
     if settings.task == "charlm":
         out.update(val_bpc=np.asarray(s["val_bpc"]), test_bpc=np.asarray(s["test_bpc"]), val_curve=m["val_bpc"])
     else:

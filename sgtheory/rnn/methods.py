@@ -22,6 +22,8 @@ unknown; see ``paper_repro.md``):
 - ``target_discount`` ``γ`` (default 0.1, the reading in which the scaled SG also enters the
   target, as one backward pass computes it): the SG's target is ``∂L_window/∂s_b + γ·(∂s_exit/∂s_b)ᵀ SG``;
 - ``module``: ``linear`` (default) or ``mlp`` (two ReLU layers of ``hidden`` units); last layer zero;
+- ``sg_input``: the SG reads the state ``raw`` (default) or divided by its RMS over units (``rms``,
+  :func:`sgtheory.rnn.sg.sg_features`), which bounds the SG's output whatever the state's scale;
 - ``aux_weight`` ``λ`` (``dni-aux`` only, default 0.1).
 """
 
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 from sgtheory.errors import InputError
-from sgtheory.rnn.sg import SG_MODULES
+from sgtheory.rnn.sg import SG_INPUTS, SG_MODULES
 from sgtheory.validate import choice, int_in_range
 
 
@@ -66,6 +68,7 @@ class RecurrentMethod:
     module: str = "linear"
     hidden: int = 256
     aux_weight: float = 0.0
+    sg_input: str = "raw"
     options: dict = field(default_factory=dict, compare=False, hash=False)
 
     summaries: ClassVar[dict] = {
@@ -130,10 +133,12 @@ class RecurrentMethod:
         return {"name": self.name, "options": dict(self.options)}
 
 
-def _sg_options(name, *, inject_scale=0.1, target_discount=None, module="linear", hidden=256, aux_weight=None):
+def _sg_options(name, *, inject_scale=0.1, target_discount=None, module="linear", hidden=256, aux_weight=None,
+                sg_input="raw"):
     s = _finite(inject_scale, "inject_scale", lo=0.0)
     g = s if target_discount is None else _finite(target_discount, "target_discount", lo=0.0, hi=1.0)
     choice(module, "sg module", SG_MODULES)
+    choice(sg_input, "sg input", SG_INPUTS)
     h = int_in_range(hidden, "sg hidden units", 1)
     if name == "dni-aux":
         lam = _finite(0.1 if aux_weight is None else aux_weight, "aux_weight", lo=0.0)
@@ -146,7 +151,9 @@ def _sg_options(name, *, inject_scale=0.1, target_discount=None, module="linear"
         opts["hidden"] = h
     if name == "dni-aux":
         opts["aux_weight"] = lam
-    return RecurrentMethod(name, s, g, module, h, lam, opts)
+    if sg_input != "raw":
+        opts["sg_input"] = sg_input
+    return RecurrentMethod(name, s, g, module, h, lam, sg_input, opts)
 
 
 def _finite(value, name, *, lo=None, hi=None) -> float:
@@ -170,7 +177,7 @@ def get(name: str, **options) -> RecurrentMethod:
     Args:
         name: one of :data:`METHODS`.
         **options: for ``dni``/``cdni``/``dni-aux``: ``inject_scale``, ``target_discount`` (default:
-            ``inject_scale``), ``module``, ``hidden``; ``aux_weight`` for ``dni-aux``. ``bptt`` and
+            ``inject_scale``), ``module``, ``hidden``, ``sg_input``; ``aux_weight`` for ``dni-aux``. ``bptt`` and
             ``tbptt`` take none.
 
     Returns:
@@ -180,7 +187,7 @@ def get(name: str, **options) -> RecurrentMethod:
     if name in ("bptt", "tbptt"):
         if options:
             raise InputError(f"method {name}: takes no options (got {', '.join(sorted(options))})")
-        return RecurrentMethod(name, 0.0, 0.0, "linear", 1, 0.0, {})
+        return RecurrentMethod(name, 0.0, 0.0, "linear", 1, 0.0, "raw", {})
     try:
         return _sg_options(name, **options)
     except TypeError:

@@ -7,6 +7,13 @@ with a conditioning vector ``u_b`` (cDNI: the targets of the next window), to a 
 - ``linear``: ``M = [s, u] A + c``;
 - ``mlp``: ``[s, u]`` → two ReLU layers of ``hidden`` units → ``state_size`` outputs.
 
+Its input ``s`` is read raw (``sg_input="raw"``) or divided by its root mean square over units
+(``"rms"``: ``s / √(mean_i s_i² + ε)``, per sequence). A raw linear SG's output scales with the state,
+and Adam moves it by up to ``sg_lr·‖s‖₁`` per step; an LSTM's cell state is an unbounded integrator,
+so on a text stream, where the state is never reset, a raw SG can overshoot its target and, injected,
+drive the cell state further out (``sgtheory.rnn.diagnostics``; ``paper_repro.md``, recurrent DNI).
+The ``rms`` input bounds the SG's output and its step whatever the state's scale.
+
 The last layer starts at zero, so a fresh module outputs exactly 0 (Jaderberg et al. 2017) and a
 fresh DNI run starts as truncated BPTT. The auxiliary head of DNI + Aux is linear, ``P(s) = s A + c``,
 also zero at the start.
@@ -21,6 +28,8 @@ from sgtheory.rnn.cores import affine
 from sgtheory.validate import choice, int_in_range
 
 SG_MODULES = ("linear", "mlp")
+SG_INPUTS = ("raw", "rms")
+RMS_EPS = 1e-12  # keeps a zero state (a stream's start) at exactly zero input
 
 
 def init_sg(kind: str, state_size: int, cond_size: int = 0, *, key, hidden: int = 256, dtype=jnp.float32) -> dict:
@@ -52,17 +61,26 @@ def init_sg(kind: str, state_size: int, cond_size: int = 0, *, key, hidden: int 
     return {"layers": layers}
 
 
-def apply_sg(params: dict, s, cond=None):
+def sg_features(s, sg_input: str = "raw"):
+    """The SG's view of states ``s`` ``(..., S)``: ``s`` itself (``raw``) or ``s / √(mean_i s_i² + ε)`` (``rms``)."""
+    if sg_input == "raw":
+        return s
+    return s * jax.lax.rsqrt(jnp.mean(s ** 2, axis=-1, keepdims=True) + RMS_EPS)
+
+
+def apply_sg(params: dict, s, cond=None, sg_input: str = "raw"):
     """The synthetic gradient ``M(s[, cond])``.
 
     Args:
         params: from :func:`init_sg`.
         s: states ``(..., state_size)``.
         cond: conditioning ``(..., cond_size)``, or None for an unconditioned module.
+        sg_input: ``"raw"`` or ``"rms"`` (see :func:`sg_features`; the conditioning is read as it is).
 
     Returns:
         ``(..., state_size)``.
     """
+    s = sg_features(s, sg_input)
     z = s if cond is None else jnp.concatenate([s, cond], axis=-1)
     layers = params["layers"]
     for layer in layers[:-1]:
@@ -81,4 +99,4 @@ def apply_aux(params: dict, s):
     return affine(s, params["A"], params["c"])
 
 
-__all__ = ["SG_MODULES", "apply_aux", "apply_sg", "init_aux", "init_sg"]
+__all__ = ["SG_INPUTS", "SG_MODULES", "apply_aux", "apply_sg", "init_aux", "init_sg", "sg_features"]

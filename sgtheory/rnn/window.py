@@ -65,7 +65,8 @@ class Rule(NamedTuple):
 
     ``core``: ``"lstm"`` | ``"tanh"``; ``loss``: ``"bce"`` | ``"softmax"``; ``n_out``: logits;
     ``truncation``: ``T``; ``uses_sg``, ``conditioned``, ``has_aux``, ``two_pass``: from the method;
-    ``update``: ``"window"`` | ``"sequence"``.
+    ``update``: ``"window"`` | ``"sequence"``; ``sg_input``: how the SG reads the state (``"raw"`` |
+    ``"rms"``, :func:`sgtheory.rnn.sg.sg_features`).
     """
 
     core: str
@@ -77,6 +78,7 @@ class Rule(NamedTuple):
     has_aux: bool = False
     two_pass: bool = False
     update: str = "window"
+    sg_input: str = "raw"
 
 
 class Numbers(NamedTuple):
@@ -267,7 +269,7 @@ def run_sequence(rule: Rule, params: Params, opt_states, s0, batch: Batch, nums:
             if exits is not None:
                 g = ex
             elif rule.uses_sg:
-                g = apply_sg(p.sg, s_end, exit_in)
+                g = apply_sg(p.sg, s_end, exit_in, rule.sg_input)
             else:
                 g = jnp.zeros_like(s_end)
             return jnp.where(on_exit, g, jnp.zeros_like(g))
@@ -277,7 +279,7 @@ def run_sequence(rule: Rule, params: Params, opt_states, s0, batch: Batch, nums:
         aux_g = jax.tree_util.tree_map(lambda a: a * inv_b, cr.aux_grad)
         if rule.uses_sg:
             def sg_objective(sg):
-                err = apply_sg(sg, s, cond_in) - jax.lax.stop_gradient(cr.target)
+                err = apply_sg(sg, s, cond_in, rule.sg_input) - jax.lax.stop_gradient(cr.target)
                 return jnp.where(on_entry, jnp.sum(err ** 2) * inv_b, 0.0)
 
             sg_l, sg_g = jax.value_and_grad(sg_objective)(p.sg)
