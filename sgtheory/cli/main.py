@@ -13,6 +13,7 @@ import argparse
 import atexit
 import contextlib
 import importlib
+import io
 import os
 import pkgutil
 import re
@@ -76,6 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     for name in subcommand_modules():
         importlib.import_module(f"sgtheory.cli.{name}").register(sub)
     return parser
+
+
+def parse_command(argv: list[str]) -> argparse.Namespace | None:
+    """Parse one ``sgtheory`` command line with the real parsers, without running it (checks README examples).
+
+    Args:
+        argv: the arguments after ``sgtheory``.
+
+    Returns:
+        The parsed arguments (``command`` names the subcommand), or None for ``--help`` / ``--version``.
+
+    Raises:
+        InputError: the line does not parse (argparse's message), names no command, or gives a value its
+            settings table refuses.
+    """
+    parser = build_parser()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            return None
+        raise InputError(err.getvalue().strip() or f"sgtheory {' '.join(argv)}: does not parse") from None
+    if not getattr(args, "func", None):
+        raise InputError(f"sgtheory {' '.join(argv)}: names no command")
+    table = getattr(sys.modules[f"sgtheory.cli.{args.command}"], "SETTINGS", None)
+    if table is not None:  # a command declared with a settings table: check its values too, on a copy
+        from sgtheory.settings import resolve
+
+        resolve(argparse.Namespace(**vars(args)), table)
+    return args
 
 
 _NON_FINITE_WORD = re.compile(r"(?:(?<=[\s(=,:\[])|^)[-+]?(?:nan|inf|infinity)(?=[\s),;\]]|$)", re.IGNORECASE)
@@ -216,8 +249,8 @@ def entry() -> None:
     sys.exit(code)
 
 
-__all__ = ["Parser", "build_parser", "emit", "entry", "install_process_handlers", "main", "run_command",
-           "subcommand_modules"]
+__all__ = ["Parser", "build_parser", "emit", "entry", "install_process_handlers", "main", "parse_command",
+           "run_command", "subcommand_modules"]
 
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ SETTINGS = (
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train an MLP (or a population: --seeds N, --lr a,b) with bp, sg, csg, sg-every, csg-every, fa, dfa, "
-             "kickback",
+        help="train an MLP (or a population: --seeds N, --lr a,b) with bp, sg, csg, sg-every, csg-every, "
+             "sg-unlock, csg-unlock, fa, dfa, kickback",
         description="Train a fully connected net with one credit-assignment method on an offline data set, or a "
                     "population of them in one compiled program (--seeds N and comma lists of --lr, --sg-lr, --mix); "
                     "print a one-line summary (per member and mean ± sd) and, with --out, write the checkpoint(s).",
