@@ -106,7 +106,7 @@ WARM_REPEATS = 5
 
 def _timed_cold_and_warm(cmd: list[str]) -> dict:
     """Wall seconds of ``cmd`` with an empty compilation cache, then the median of ``WARM_REPEATS`` runs
-    with the cache it left (this shared 2-core machine varies by ±15% from run to run); the warm runs'
+    with the cache it left (a median, because a shared machine's speed varies from run to run); the warm runs'
     fastest and slowest go in too."""
     import statistics
     import subprocess
@@ -170,7 +170,7 @@ def gpu_rows(cfg, steps: int, side: int) -> dict:
 
 def _versions() -> dict:
     """Python and the packages whose speed the ratio depends on (the numpy loop's per-call overhead, JAX's
-    import and compilation: ml_dtypes 0.7.0 alone added 1.3 s to every process)."""
+    import and compilation: ml_dtypes' extension module is a large share of the import, paper_repro.md)."""
     from importlib.metadata import version
 
     return {"python": platform.python_version(),

@@ -1,7 +1,7 @@
 """``sgtheory sweep``'s phase-diagram PNG, drawn by a child process that starts with the command.
 
-Importing matplotlib and drawing a first figure (fonts, tick labels) take about as long as a 128×128 sweep
-itself on 2 cores (``benchmarks/sweep_throughput.py``). So the command starts this module as a child Python
+Importing matplotlib and drawing a first figure (fonts, tick labels) are a large share of a short sweep
+command's time (``benchmarks/sweep_throughput.py``). So the command starts this module as a child Python
 first thing, and the child does that work while the parent imports JAX and runs the sweep and the theory:
 
 1. the parent sends the grid and the title (one JSON line on the child's stdin) once its input is valid;

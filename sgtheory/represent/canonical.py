@@ -204,8 +204,8 @@ def _svd(a: np.ndarray):
     """Thin SVD ``(U (n, k), s (k,), Vt (k, d))``, ``k = min(n, d)``, singular values descending.
 
     Tall, well-conditioned matrices (``n ≥ 2d``, condition number ≤ 1e3) use the eigen-decomposition of
-    the ``d × d`` Gram matrix, ``A^T A = V S² V^T`` and ``U = A V S⁻¹``, about 3× cheaper than LAPACK's
-    SVD; squaring the condition number there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality
+    the ``d × d`` Gram matrix, ``A^T A = V S² V^T`` and ``U = A V S⁻¹`` (one product and a small symmetric
+    eigenproblem instead of LAPACK's bidiagonalisation of the tall matrix); squaring the condition number there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality
     of ``U``. Everything else goes through LAPACK's SVD, which is accurate at any conditioning.
     """
     n, d = a.shape
