@@ -57,8 +57,13 @@ def _linear_part(args):
 
     from sgtheory.linear import from_samples, init, make_config, surrogate, trajectory
     from sgtheory.linear.rules import forward
-    from sgtheory.represent.sg_probes import (implied_loss_fn, linear_sg_fn, linear_sg_probe,
-                                              loss_change_correlation, trajectory_loss_changes)
+    from sgtheory.represent.sg_probes import (
+        implied_loss_fn,
+        linear_sg_fn,
+        linear_sg_probe,
+        loss_change_correlation,
+        trajectory_loss_changes,
+    )
     steps = args.steps
     every = 1  # every step recorded: the SG that moved h over step t is exactly the one recorded at t
     alpha, beta = args.alpha, args.beta

@@ -19,8 +19,9 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 

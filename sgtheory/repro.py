@@ -22,12 +22,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from sgtheory.errors import InputError
-from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.settings import SEED, Setting, add_settings, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,8 @@ import pytest
 
 from sgtheory import InputError
 from sgtheory import linear as L
-from sgtheory.linear.rules import full_batch, signals
 from sgtheory.linear import sg as linear_sg
-
+from sgtheory.linear.rules import full_batch, signals
 
 # jitted once per config (Config is hashable): eager JAX would compile every primitive separately
 step = jax.jit(L.step, static_argnums=0, static_argnames=("with_gradients",))

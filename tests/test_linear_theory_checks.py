@@ -7,8 +7,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from sgtheory import InputError
-from sgtheory.linear import datasets, from_samples, init, make_config, trajectory
-from sgtheory.linear import critical, surrogate, tracking
+from sgtheory.linear import critical, datasets, from_samples, init, make_config, surrogate, tracking, trajectory
 from sgtheory.linear.rules import forward, full_batch, signals
 
 

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from sgtheory.errors import InputError
 

@@ -6,7 +6,7 @@ the parameters. Everything is pure and jit-able; rates are data.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,7 @@ class Trajectory(NamedTuple):
     t: jnp.ndarray
     loss: jnp.ndarray
     sg_loss: jnp.ndarray
-    states: Optional[State]
+    states: State | None
     final: State
 
 

@@ -19,7 +19,7 @@ Non-linear quantities (log loss, an MLP synthetic gradient, minibatches) need th
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +44,8 @@ class Problem(NamedTuple):
     rows_x: jnp.ndarray
     rows_y: jnp.ndarray
     rows_u: jnp.ndarray
-    X: Optional[jnp.ndarray] = None
-    Y: Optional[jnp.ndarray] = None
+    X: jnp.ndarray | None = None
+    Y: jnp.ndarray | None = None
 
     @property
     def d(self) -> int:
@@ -70,13 +70,13 @@ class Problem(NamedTuple):
     def dtype(self):
         return self.rows_x.dtype
 
-    def astype(self, dtype) -> "Problem":
+    def astype(self, dtype) -> Problem:
         """The same problem with every array cast to ``dtype`` (e.g. float32 for sweeps; float64 needs
         JAX's 64-bit mode, as in :func:`from_moments`)."""
         dtype = _checked_dtype(dtype)
         return Problem(*(None if a is None else _to_device(a, dtype) for a in self))
 
-    def without_samples(self) -> "Problem":
+    def without_samples(self) -> Problem:
         """The moments-only version of this problem."""
         return self._replace(X=None, Y=None)
 

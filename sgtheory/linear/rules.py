@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from sgtheory.errors import InputError
-from sgtheory.linear.config import Config
 from sgtheory.linear import sg as _sg
+from sgtheory.linear.config import Config
 from sgtheory.linear.precision import mm
 
 

@@ -40,9 +40,9 @@ from sgtheory.hostdevices import cores
 from sgtheory.linear import field as _field
 from sgtheory.linear.config import Config
 from sgtheory.linear.dynamics import trajectory
-from sgtheory.linear.rules import State, full_batch, gradients, step
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.precision import mm
+from sgtheory.linear.rules import State, full_batch, gradients, step
 
 
 def _check(config: Config):

@@ -23,7 +23,8 @@ JᵀJ through ``jax.jvp``/``jax.vjp`` (the Jacobian is never formed).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -52,7 +52,7 @@ class MLPConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MLPConfig":
+    def from_dict(cls, d: dict) -> MLPConfig:
         try:
             return cls(**{k: d[k] for k in ("n_in", "n_out", "depth", "width", "activation", "batchnorm")})
         except (KeyError, TypeError) as exc:

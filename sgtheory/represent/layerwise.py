@@ -10,8 +10,8 @@ RDMs of a label-ordered sample, and how far each layer's within-class blocks are
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
