@@ -29,7 +29,7 @@ def _case(sg, bias, k, seed=0):
 @functools.partial(jax.jit, static_argnums=0)
 def _autodiff_jit(cfg, pb, state):
     x, unravel = ravel_pytree(state)
-    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]  # noqa: E731
+    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]
     return x, G(x), jax.jacfwd(G)(x)
 
 

@@ -77,7 +77,7 @@ def _theory_layers(d: dict):
 
     from sgtheory.verdicts import PREDICTIONS
 
-    first = lambda name: d[name][0, 0] if name in d else None  # noqa: E731
+    first = lambda name: d[name][0, 0] if name in d else None
     rho = first("rho_eff") if "rho_eff" in d else d.get("rho")
     if rho is not None and rho.ndim == 4:
         rho = rho[0, 0]

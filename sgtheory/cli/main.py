@@ -48,10 +48,10 @@ class Parser(argparse.ArgumentParser):
     :func:`sgtheory.validate.seed`) when it is parsed.
     """
 
-    def error(self, message):  # noqa: D102 - argparse API
+    def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
-    def add_argument(self, *names, **kwargs):  # noqa: D102 - argparse API
+    def add_argument(self, *names, **kwargs):
         if kwargs.get("type") is int and any(_SEED_OPTION.match(n) for n in names):
             kwargs["type"] = _seed_type
         return super().add_argument(*names, **kwargs)

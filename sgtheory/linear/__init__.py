@@ -91,6 +91,6 @@ __all__ = [
 ]
 
 # Theory checks (C1–C3): the implied loss of a linear SG, the ε-tracking condition, critical points.
-from sgtheory.linear import critical, surrogate, tracking  # noqa: E402
+from sgtheory.linear import critical, surrogate, tracking
 
 __all__ += ["surrogate", "tracking", "critical"]

@@ -107,7 +107,7 @@ def drift(config: Config, problem, state: State, alpha, beta, steps: int, *, eve
     """Run the joint dynamics from ``state`` and record how far model and SG parameters move."""
     tr = trajectory(config, problem, state, alpha, beta, steps, every=every, key=key, record_states=True)
     flat0_net, flat0_sg = ravel_pytree(state.net)[0], ravel_pytree(state.sg)[0]
-    dist = lambda tree, ref: jnp.linalg.norm(ravel_pytree(tree)[0] - ref)  # noqa: E731
+    dist = lambda tree, ref: jnp.linalg.norm(ravel_pytree(tree)[0] - ref)
     d_net = jax.vmap(lambda s: dist(s.net, flat0_net))(tr.states)
     d_sg = jax.vmap(lambda s: dist(s.sg, flat0_sg))(tr.states)
     return Drift(tr.t, d_net, d_sg, tr.loss)

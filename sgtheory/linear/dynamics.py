@@ -56,7 +56,7 @@ def trajectory(config: Config, problem, state: State, alpha, beta, steps: int, *
 
     first = _record(config, problem, state, record_states)
     final, recs = jax.lax.scan(chunk, state, jnp.arange(steps // every))
-    cat = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+    cat = lambda a, b: jnp.concatenate([a[None], b])
     states = jax.tree_util.tree_map(cat, first[2], recs[2]) if record_states else None
     return Trajectory(jnp.arange(steps // every + 1) * every, cat(first[0], recs[0]), cat(first[1], recs[1]),
                       states, final)
@@ -96,7 +96,7 @@ def flow(config: Config, problem, state: State, t_end: float, *, ratio=1.0, dt: 
 
     first = _record(config, problem, state, record_states)
     final, recs = jax.lax.scan(chunk, state, None, length=n // every)
-    cat = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+    cat = lambda a, b: jnp.concatenate([a[None], b])
     states = jax.tree_util.tree_map(cat, first[2], recs[2]) if record_states else None
     return Trajectory(jnp.arange(n // every + 1) * every * dt, cat(first[0], recs[0]), cat(first[1], recs[1]),
                       states, final)

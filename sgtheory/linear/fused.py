@@ -224,7 +224,7 @@ def _pallas_rows(config, d, k, layout, mvec, offsets, g0, alphas, betas, *, step
     then frozen, r_0, hit, frozen-at, r_{T/2}, r_T), each (C,)."""
     n = alphas.shape[0]
     n_pad = -(-n // block) * block
-    pad = lambda v: jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, n_pad - n)], mode="edge")  # noqa: E731
+    pad = lambda v: jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, n_pad - n)], mode="edge")
     rows = [r for name, shape in layout for r in pad(g0[name].reshape(_size(shape), n))]
     vec = jax.ShapeDtypeStruct((n_pad,), alphas.dtype)
     ivec = jax.ShapeDtypeStruct((n_pad,), jnp.int32)

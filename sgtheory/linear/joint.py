@@ -40,7 +40,7 @@ def _values_jit(config: Config, problem, X, unravel):
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _jacobians_jit(config: Config, problem, X, unravel):
-    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]  # noqa: E731
+    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]
     return jax.vmap(jax.jacfwd(G), in_axes=1)(X)
 
 
@@ -60,7 +60,7 @@ def _flow_jit(config: Config, problem, X, scale, unravel, etas, steps):
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
 def _bilinear_grad_jit(config: Config, problem, x, u, v, unravel):
-    G = lambda w: ravel_pytree(gradients(config, problem, unravel(w)))[0]  # noqa: E731
+    G = lambda w: ravel_pytree(gradients(config, problem, unravel(w)))[0]
     return jax.grad(lambda w: jax.numpy.dot(u, jax.jvp(G, (w,), (v,))[1]))(x)
 
 

@@ -159,7 +159,7 @@ def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: Stat
             new = {k: g[k] - _last_axis(alphas if k == "theta" else betas, d[k].ndim) * d[k] for k in g}
             return new, r
 
-        per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731
+        per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))
         g, verdict = _scan(update, g0, steps, per_config, tol, growth, blowup)
     theta = g["theta"]
     opt = jnp.concatenate([W_opt, b_opt[None]], axis=0) if config.bias else W_opt
@@ -185,7 +185,7 @@ def _chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, scales, l
     starts = jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, scales[ci])
     if whole_grid:
         return run_grid(config, problem, W_opt, b_opt, a, b, starts, steps=steps, tol=tol, fused=fused)
-    one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
+    one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)
     return jax.vmap(one)(a, b, starts)
 
 

@@ -110,7 +110,7 @@ def jacobian(config: Config, problem, state: State, alpha, beta):
     """The Jacobian (n, n) of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff)."""
     _check(config)
     x, unravel = ravel_pytree(state)
-    F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]  # noqa: E731
+    F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]
     return jax.jacfwd(F)(x)
 
 

@@ -57,7 +57,7 @@ def jacobian_norm(h_fn: Callable, theta, *, iters: int = 50, key=None) -> jnp.nd
     of linear layers, and the estimate is always a lower bound on the true norm.
     """
     flat, unravel = ravel_pytree(theta)
-    f = lambda v: jnp.ravel(h_fn(unravel(v)))  # noqa: E731
+    f = lambda v: jnp.ravel(h_fn(unravel(v)))
     _, vjp = jax.vjp(f, flat)
     v = jax.random.normal(jax.random.PRNGKey(0) if key is None else key, flat.shape, flat.dtype)
     v = v / jnp.linalg.norm(v)

@@ -88,7 +88,7 @@ def record(params, bn_state, x, y_onehot, config: MLPConfig):
             batch_stats.append(bs)
             vjps.append(lambda d, vjp=vjp: vjp(d))
         else:
-            h, vjp = jax.vjp(lambda a_: norm_act(layer, a_, config, None, True)[0], a)
+            h, vjp = jax.vjp(lambda a_, layer=layer: norm_act(layer, a_, config, None, True)[0], a)
             vjps.append(lambda d, vjp=vjp: (vjp(d)[0], None))
         hiddens.append(h)
     logits = h @ params[-1]["W"] + params[-1]["b"][None, :]

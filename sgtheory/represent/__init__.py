@@ -43,9 +43,9 @@ __all__ = [
 ]
 
 # Activations from checkpoints/files, layer-wise comparison, SG loss-approximation probes (C8).
-from sgtheory.represent.activations import LayerActivations, checkpoint_activations, load_activations, make_activations  # noqa: E402
-from sgtheory.represent.layerwise import LayerComparison, compare_layers, diagonal_block_distance, label_ordered_sample  # noqa: E402
-from sgtheory.represent.sg_probes import (  # noqa: E402
+from sgtheory.represent.activations import LayerActivations, checkpoint_activations, load_activations, make_activations
+from sgtheory.represent.layerwise import LayerComparison, compare_layers, diagonal_block_distance, label_ordered_sample
+from sgtheory.represent.sg_probes import (
     LinearSGProbe,
     LossApproximation,
     NetSGProbe,

@@ -206,7 +206,8 @@ def _svd(a: np.ndarray):
     Tall, well-conditioned matrices (``n ≥ 2d``, condition number ≤ 1e3) use the eigen-decomposition of
     the ``d × d`` Gram matrix, ``A^T A = V S² V^T`` and ``U = A V S⁻¹`` (one product and a small symmetric
     eigenproblem instead of LAPACK's bidiagonalisation of the tall matrix); squaring the condition number
-    there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality of ``U``. Everything else goes through LAPACK's SVD, which is accurate at any conditioning.
+    there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality of ``U``. Everything else goes through LAPACK's
+    SVD, which is accurate at any conditioning.
     """
     n, d = a.shape
     if n >= 2 * d:

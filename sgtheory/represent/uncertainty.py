@@ -64,14 +64,14 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
         px, py = m.prepare(x, "X", **opts), m.prepare(y, "Y", **opts)
         value = m.pair(px, py, **opts)
         if hasattr(py, "take"):
-            shuffled = lambda rows: m.pair(px, py.take(rows), **opts)  # noqa: E731
+            shuffled = lambda rows: m.pair(px, py.take(rows), **opts)
         else:
-            shuffled = lambda rows: m.pair(px, m.prepare(y[rows], "Y", **opts), **opts)  # noqa: E731
+            shuffled = lambda rows: m.pair(px, m.prepare(y[rows], "Y", **opts), **opts)
     else:
         f = scalar_function(measure, options)
         x, y = paired(X, Y, min_samples=1, drop_constant=False)  # shapes only; the measure checks the rest
         value = f(x, y)
-        shuffled = lambda rows: f(x, y[rows])  # noqa: E731
+        shuffled = lambda rows: f(x, y[rows])
     n = x.shape[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

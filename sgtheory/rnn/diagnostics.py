@@ -132,7 +132,7 @@ def bootstrap_terms(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers)
     out = run_sequence(rule, params, None, s0, batch, nums, train=False)
     r = run_sequence(rule, params, None, s0, batch, nums, exits=jnp.zeros_like(out.exits), train=False).targets
     entry = jnp.concatenate([jnp.zeros_like(out.exits[:1]), out.exits[:-1]], axis=0)
-    norm = lambda a: jnp.linalg.norm(a, axis=-1)  # noqa: E731
+    norm = lambda a: jnp.linalg.norm(a, axis=-1)
     return {"grad": norm(r), "sg": norm(out.exits), "boot": norm(out.targets - r), "target": norm(out.targets),
             "error": norm(entry - out.targets)}
 
@@ -164,7 +164,7 @@ def diagnose(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers, *, key
     on = terms["sg"] > 0
     ratio = jnp.where(on, terms["boot"] / jnp.where(on, terms["sg"], 1.0), jnp.nan)
     gain = jnp.exp(jnp.mean(logs))
-    rms = lambda a: jnp.sqrt(jnp.mean(a ** 2))  # noqa: E731
+    rms = lambda a: jnp.sqrt(jnp.mean(a ** 2))
     return {"jac_norm": jnp.median(jn), "jac_norm_max": jnp.max(jn), "backward_gain": gain,
             "contraction": nums.target_discount * gain, "sg_gain": jnp.nanmedian(ratio),
             "grad_rms": rms(terms["grad"]), "sg_rms": rms(terms["sg"]), "boot_rms": rms(terms["boot"]),

@@ -74,7 +74,7 @@ def future_gradients(rule: Rule, core: dict, s0, batch: Batch):
     """
     T, L = rule.truncation, batch.xs.shape[0]
     K = L // T
-    split = lambda a: a.reshape((K, T) + a.shape[1:])  # noqa: E731
+    split = lambda a: a.reshape((K, T) + a.shape[1:])
 
     def total(eps):
         def window(s, inp):

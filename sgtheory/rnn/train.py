@@ -172,7 +172,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
     info = {"backend": jax.default_backend(), "steps_run": steps_run, "compile_seconds": round(prog.compile_seconds, 3),
             "train_seconds": round(train_s, 3), "programs": len(prog.compiled),
             "sequences_per_second": round(steps_run * settings.batch * n_seeds / max(train_s, 1e-9), 2)}
-    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
+    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)
     return RNNResult(to_np(final), metrics, summary, settings, method, seeds, info)
 
 

@@ -244,7 +244,7 @@ def credit(system: System, mode: str, params: Params, data: Data, b_weight) -> C
     choice(mode, "mode", MODES)
     n = data.xs.shape[1]
     inv = jnp.asarray(1.0 / n, data.xs.dtype)
-    scale = lambda tree: jax.tree_util.tree_map(lambda g: g * inv, tree)  # noqa: E731
+    scale = lambda tree: jax.tree_util.tree_map(lambda g: g * inv, tree)
     zeros_sg = jax.tree_util.tree_map(jnp.zeros_like, params.sg)
     K, S = system.ticks, system.a.state_size
     if mode == "bptt":

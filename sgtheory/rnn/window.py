@@ -188,7 +188,7 @@ def adam_update(params, grads, opt_state, lr, max_norm, active):
     unchanged where ``active`` is false (a window made of padding). Returns ``(params, opt_state)``."""
     updates, new_state = optax.scale_by_adam().update(_clip(grads, max_norm), opt_state, params)
     new = jax.tree_util.tree_map(lambda p, u: p - (lr * u).astype(p.dtype), params, updates)
-    keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), a, b)  # noqa: E731
+    keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), a, b)
     return keep(new, params), keep(new_state, opt_state)
 
 
@@ -244,7 +244,7 @@ def run_sequence(rule: Rule, params: Params, opt_states, s0, batch: Batch, nums:
     T = rule.truncation
     L, B = batch.xs.shape[0], batch.xs.shape[1]
     K = L // T
-    split = lambda a: a.reshape((K, T) + a.shape[1:])  # noqa: E731
+    split = lambda a: a.reshape((K, T) + a.shape[1:])
     xs, ys, mask = split(batch.xs), split(batch.ys), split(batch.mask)
     starts = jnp.arange(K) * T
     exit_on = ((starts + T) < batch.end) | (batch.cont & (jnp.arange(K) == K - 1))
