@@ -25,6 +25,7 @@ import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seed as _seed
 
 DATASETS = ("teacher", "blobs", "xor", "correlated")
 TARGETS = ("regression", "classes")
@@ -91,7 +92,7 @@ def make(name: str, dim: int, n: int, seed: int = 0, *, target: str = "regressio
     choice(target, "target", TARGETS)
     dim = int_in_range(dim, "dim", lo=1)
     n = int_in_range(n, "n", lo=1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     kw = {} if noise is None else {"noise": positive(noise, "noise")}
     X, reg, cls = _MAKERS[name](rng, dim, n, **kw)
     Y = reg if target == "regression" else cls

@@ -40,6 +40,7 @@ from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import init
 from sgtheory.linear.sweep import _initial_states, scaled
 from sgtheory.validate import choice, int_in_range, positive_list
+from sgtheory.validate import seeds as _seeds
 
 METHODS = ("three-way", "single-point")
 FLOW_STEPS = 20000  # the trajectory of each flow limit (flow_limit's default)
@@ -142,9 +143,7 @@ def _empty(shape, fill, dtype=np.float64):
 def _grid(alphas, betas, seeds, init_scales, steps, method):
     alphas = positive_list(np.atleast_1d(np.asarray(alphas, dtype=float)).tolist(), "alphas")
     betas = positive_list(np.atleast_1d(np.asarray(betas, dtype=float)).tolist(), "betas")
-    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], np.int64)
-    if seeds.size == 0:
-        raise InputError("seeds: empty list")
+    seeds = np.asarray(_seeds(seeds, "seeds"), np.int64)
     scales = positive_list(np.atleast_1d(np.asarray(init_scales, dtype=float)).tolist(), "init_scales")
     return alphas, betas, seeds, scales, int_in_range(steps, "steps", lo=1), choice(method, "method", METHODS)
 

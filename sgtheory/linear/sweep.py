@@ -34,6 +34,7 @@ from sgtheory.linear.config import Config
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import State, effective, init, loss, step
 from sgtheory.validate import choice, int_in_range, positive, positive_list
+from sgtheory.validate import seeds as _seeds
 from sgtheory.verdicts import CONVERGED, DIVERGED, NOT_CONVERGED, STATUS
 
 KERNELS = ("auto", "xla", "fused")
@@ -308,9 +309,7 @@ def _validate(config: Config, alphas, betas, seeds, init_scales, steps, tol, chu
     if config.batch_size is not None:
         raise InputError("sweep: runs full-batch updates; batch_size must be None")
     alphas, betas = _check_rates(alphas, "alphas"), _check_rates(betas, "betas")
-    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], dtype=np.int64)
-    if seeds.size == 0:
-        raise InputError("seeds: empty list")
+    seeds = np.asarray(_seeds(seeds, "seeds"), dtype=np.int64)
     scales = _check_rates(init_scales, "init_scales")
     steps = int_in_range(steps, "steps", lo=1)
     tol = positive(tol, "tol")

@@ -45,6 +45,7 @@ from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
 from sgtheory.nets.sg_shift import train_apply_shift
 from sgtheory.nets.tape import record
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seeds as _seeds
 
 
 class Hyper(NamedTuple):
@@ -222,8 +223,8 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     """
     method = get(method) if isinstance(method, str) else method
     probs = [check_probability(p, "p_update") for p in np.atleast_1d(np.asarray(p_update, dtype=float))]
-    seeds = [int_in_range(s, "seed", 0) for s in np.atleast_1d(seeds)]
-    if not probs or not seeds:
+    seeds = _seeds(seeds, "seeds")
+    if not probs:
         raise InputError("async sweep: needs at least one p_update and one seed")
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:

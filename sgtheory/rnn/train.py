@@ -38,6 +38,7 @@ from sgtheory.rnn.program import (
 )
 from sgtheory.rnn.settings import DTYPES, Settings
 from sgtheory.rnn.summary import evaluators, run_summary, solved_level
+from sgtheory.validate import seeds as _seeds
 
 
 class RNNResult(NamedTuple):
@@ -86,9 +87,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
     """
     settings = settings.check()
     method = _as_method(method)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise InputError("seeds: need at least one")
+    seeds = tuple(_seeds(seeds, "seeds"))
     if (settings.task == "charlm") != (corpus is not None):
         raise InputError("corpus: needed for charlm, and only for charlm")
     task = make_task(settings, corpus.vocab_size if corpus is not None else None)

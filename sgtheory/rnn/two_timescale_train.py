@@ -40,6 +40,7 @@ from sgtheory.rnn.two_timescale import (
 )
 from sgtheory.rnn.window import adam_update
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seeds as _seeds
 
 
 class Numbers(NamedTuple):
@@ -151,9 +152,9 @@ def sweep(system: System, modes, seeds, *, steps: int, eval_every: int, batch: i
     """
     system.check()
     modes = [choice(m, "mode", MODES) for m in modes]
-    seeds = [int_in_range(s, "seed", 0) for s in seeds]
-    if not modes or not seeds:
-        raise InputError("two-timescale sweep: needs at least one mode and one seed")
+    seeds = _seeds(seeds, "seeds")
+    if not modes:
+        raise InputError("two-timescale sweep: needs at least one mode")
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:
         raise InputError(f"steps ({steps}) must be a multiple of eval every ({eval_every})")
