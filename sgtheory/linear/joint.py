@@ -172,7 +172,16 @@ class JointField:
 
 
 def joint_field(config: Config, problem, like: State) -> JointField:
-    """The :class:`JointField` of ``config`` on ``problem`` for states shaped like ``like``."""
+    """The :class:`JointField` of ``config`` on ``problem`` for states shaped like ``like``.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        like: a :class:`~sgtheory.linear.rules.State` (only its tree, shapes and dtypes are read).
+
+    Returns:
+        The :class:`JointField`.
+    """
     return JointField(config, problem, like)
 
 

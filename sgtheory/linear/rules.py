@@ -71,7 +71,17 @@ def init(config: Config, problem, *, key, init_scale=1.0) -> State:
     """Random model weights W_i ~ init_scale·N(0, 1/fan_in), zero biases, zero-output SG modules.
 
     Exactly linear in ``init_scale``: the W_i are ``init_scale`` times those of ``init_scale=1``
-    (sweeps draw each seed once and rescale)."""
+    (sweeps draw each seed once and rescale).
+
+    Args:
+        config: the model and its SG modules.
+        problem: the :class:`~sgtheory.linear.problems.Problem` (its dimensions and dtype).
+        key: the JAX PRNG key of the weights.
+        init_scale: the weights' scale.
+
+    Returns:
+        The initial :class:`State`.
+    """
     dims = (problem.d, *config.widths, problem.k)
     dtype = problem.dtype
     keys = jax.random.split(key, config.n_layers + len(config.sg_layers))
@@ -127,7 +137,17 @@ class Signals(NamedTuple):
 
 
 def signals(config: Config, state: State, batch: Batch, *, with_true: bool = False) -> Signals:
-    """Run the rule's forward and top-down passes on ``batch`` (see the module docstring)."""
+    """Run the rule's forward and top-down passes on ``batch`` (see the module docstring).
+
+    Args:
+        config: the model and its rule.
+        state: the parameters.
+        batch: the rows (samples or moment rows) with their weights.
+        with_true: also compute the true backprop gradients ``true``.
+
+    Returns:
+        The :class:`Signals`.
+    """
     L = config.n_layers
     hs = forward(state.net, batch.x, batch.u)
     out = dict(zip(config.sg_layers, (_sg.apply_sg(p, hs[i], batch.y, batch.u)
@@ -178,16 +198,37 @@ def _batch(config: Config, problem, key):
 
 def gradients(config: Config, problem, state: State, *, key=None) -> State:
     """The rule's update directions: model parameters get their (synthetic) gradient, each SG module the
-    gradient of its regression loss. Same structure as ``state``; ``key`` draws the minibatch."""
+    gradient of its regression loss.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to evaluate them.
+        key: draws the minibatch (minibatch SGD only).
+
+    Returns:
+        A :class:`State` of directions, the same structure as ``state``.
+    """
     return _gradients(config, state, _batch(config, problem, key))[0]
 
 
 def step(config: Config, problem, state: State, alpha, beta, *, key=None, with_gradients: bool = False):
     """One update θ ← θ − α∂θ, ψ ← ψ − β∂ψ (β ← exact line-search β* when ``config.sg_step`` says so).
 
-    Pure and jit/vmap-able; ``alpha`` and ``beta`` may be traced. ``key`` draws the minibatch (SGD only).
-    Returns the new State, or ``(new_state, gradients)`` with ``with_gradients=True`` (the directions
-    at the old state, as :func:`gradients` would return them).
+    Pure and jit/vmap-able; ``alpha`` and ``beta`` may be traced.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the current :class:`State`.
+        alpha: the model's learning rate α.
+        beta: the SG modules' learning rate β (unused with the line search).
+        key: draws the minibatch (minibatch SGD only; required then).
+        with_gradients: also return the update directions.
+
+    Returns:
+        The new :class:`State`, or ``(new_state, gradients)`` with ``with_gradients=True`` (the directions
+        at the old state, as :func:`gradients` would return them).
     """
     grads, rates = _gradients(config, state, _batch(config, problem, key))
     net = jax.tree_util.tree_map(lambda p, g: p - alpha * g, state.net, grads.net)
@@ -200,14 +241,32 @@ def step(config: Config, problem, state: State, alpha, beta, *, key=None, with_g
 
 
 def loss(config: Config, problem, state: State):
-    """The model's true full-batch loss E[ℓ(p, y)] (moment rows for MSE, samples for log loss)."""
+    """The model's true full-batch loss E[ℓ(p, y)] (moment rows for MSE, samples for log loss).
+
+    Args:
+        config: the model and its loss.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+
+    Returns:
+        The loss, a scalar array.
+    """
     batch = full_batch(config, problem)
     p = forward(state.net, batch.x, batch.u)[-1]
     return loss_value(config.loss, p, batch.y, batch.weight)
 
 
 def sg_loss(config: Config, problem, state: State):
-    """Sum over SG modules of their full-batch regression loss ½ E‖SG_i − t_i‖² (0 without SG)."""
+    """Sum over SG modules of their full-batch regression loss ½ E‖SG_i − t_i‖² (0 without SG).
+
+    Args:
+        config: the model and its SG modules.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+
+    Returns:
+        The summed loss, a scalar array.
+    """
     batch = full_batch(config, problem)
     sig = signals(config, state, batch)
     total = jnp.zeros((), batch.x.dtype)
@@ -217,7 +276,14 @@ def sg_loss(config: Config, problem, state: State):
 
 
 def effective(state: State):
-    """The end-to-end linear map p = x W_eff + b_eff of a (deep) linear model: (W_eff (d, k), b_eff (k,))."""
+    """The end-to-end linear map p = x W_eff + b_eff of a (deep) linear model.
+
+    Args:
+        state: the parameters (``state.net`` is used).
+
+    Returns:
+        ``(W_eff (d, k), b_eff (k,))`` (``b_eff`` zero without bias).
+    """
     W = state.net[0]["W"]
     b = state.net[0].get("b", jnp.zeros((W.shape[1],), W.dtype))
     for layer in state.net[1:]:

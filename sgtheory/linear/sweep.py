@@ -287,18 +287,35 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
     """Run every (seed, init scale, α, β) combination for ``steps`` full-batch updates (see module doc).
 
     ``problem``'s dtype is the computation dtype (use ``problem.astype(jnp.float32)`` for fast sweeps).
-    Configurations are processed ``chunk_size`` at a time (default: :func:`default_chunk`), so
-    memory stays bounded for any grid; a progress bar shows when stderr is a terminal (``progress``
-    forces it on or off). With ``fast`` (default) the case of :mod:`sgtheory.linear.grid` runs through
-    its whole-grid update (same numbers); every other config through ``vmap(run_one)``. ``kernel``
-    picks how that whole-grid case runs: ``"xla"`` (a scan of XLA kernels), ``"fused"`` (all steps in
-    one Pallas kernel, :mod:`sgtheory.linear.fused`; GPU only) or ``"auto"`` (fused on a GPU when the
-    problem is small enough, else XLA). On the CPU backend with several XLA devices (``sgtheory sweep``
-    asks for one per core, :mod:`sgtheory.hostdevices`) each chunk is split over them in one compiled
-    program. Results are reproducible for a given machine and device count; float32 verdicts of runs
-    at the very edge of stability can differ in round-off between device counts (a different kernel per
-    batch shape), as between any two machines. Runs in three steps: validate the inputs, plan the
-    engine and chunks, execute.
+    Configurations are processed ``chunk_size`` at a time, so memory stays bounded for any grid. With
+    ``fast`` the case of :mod:`sgtheory.linear.grid` runs through its whole-grid update (same numbers);
+    every other config through ``vmap(run_one)``. On the CPU backend with several XLA devices
+    (``sgtheory sweep`` asks for one per core, :mod:`sgtheory.hostdevices`) each chunk is split over them
+    in one compiled program. Results are reproducible for a given machine and device count; float32
+    verdicts of runs at the very edge of stability can differ in round-off between device counts (a
+    different kernel per batch shape), as between any two machines. Runs in three steps: validate the
+    inputs, plan the engine and chunks, execute.
+
+    Args:
+        config: the model and its rule (full batch: ``batch_size`` None).
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        alphas, betas: the model's and the SG modules' learning rates (A,) and (B,), each > 0.
+        seeds: initialisation seeds; seed s starts from ``init(config, problem, key=PRNGKey(s))``.
+        init_scales: scales of the initial weights, each > 0.
+        steps: updates per run.
+        tol: a run has converged when its residual falls below ``tol`` times its start.
+        chunk_size: configurations per compiled call (default :func:`default_chunk`).
+        progress: a progress bar (None: only when stderr is a terminal).
+        fast: use the whole-grid update where it applies.
+        kernel: how the whole-grid case runs: ``"xla"`` (a scan of XLA kernels), ``"fused"`` (all steps in
+            one Pallas kernel, :mod:`sgtheory.linear.fused`; GPU only) or ``"auto"`` (fused on a GPU when
+            the problem is small enough, else XLA).
+
+    Returns:
+        A :class:`SweepResult` whose arrays have shape (S, I, A, B).
+
+    Raises:
+        InputError: any bad input (rates, seeds, scales, steps, tol, chunk size, kernel).
     """
     checked = _validate(config, alphas, betas, seeds, init_scales, steps, tol, chunk_size)
     return _execute(_plan(config, problem, *checked, fast=fast, kernel=kernel), progress)

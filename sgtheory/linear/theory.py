@@ -107,7 +107,17 @@ def _norm(state) -> float:
 
 
 def jacobian(config: Config, problem, state: State, alpha, beta):
-    """The Jacobian (n, n) of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff)."""
+    """The Jacobian of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to differentiate.
+        alpha, beta: the step's rates.
+
+    Returns:
+        The Jacobian (n, n), n the number of entries of ``state`` in ``ravel_pytree`` order.
+    """
     _check(config)
     x, unravel = ravel_pytree(state)
     F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]
@@ -135,8 +145,18 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
     2017, C1). Otherwise: run ``steps`` updates from ``state`` at rates (``alpha``, ``beta``) (default
     0.1/λ_max(E[zᵀz]) each, halved while the run overflows), so the point is the one the dynamics reach
     from that start. Either way the point is polished by minimum-norm Newton steps x ← x − DG⁺G (which
-    stay on a manifold of fixed points). Returns ``(State, residual)``; a residual that is not small
-    (or NaN) means no fixed point was found.
+    stay on a manifold of fixed points).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the start of the run (its structure is the point's).
+        alpha, beta: the run's rates (default as above).
+        steps: updates of the run.
+        newton_iters: Newton polishing steps at most.
+
+    Returns:
+        ``(State, residual)``; a residual that is not small (or NaN) means no fixed point was found.
     """
     _check(config)
     if exact_fixed_point(config):
@@ -234,7 +254,17 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     """Linearise the update map at the fixed point ``fixed`` (see the module docstring).
 
     Singular values of DG below ``neutral_rtol``·σ_max span the neutral directions N = null(DG).
-    ``jacobian``: DG at ``fixed`` (n, n) if already computed (else it is computed here).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        fixed: the fixed point (from :func:`fixed_point`).
+        residual: its residual ‖G‖, kept in the result.
+        neutral_rtol: the relative threshold of a neutral direction.
+        jacobian: DG at ``fixed`` (n, n) if already computed (else it is computed here).
+
+    Returns:
+        The :class:`Linearisation`.
     """
     _check(config)
     D = _flat_jacobian(config, problem, fixed) if jacobian is None else jacobian
@@ -344,7 +374,16 @@ def spectral_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np.
 
     When J is block triangular (:func:`_triangular_blocks`) its eigenvalues are those of I − αP_θθ and of
     I − βP_ψψ, so ρ = max(ρ_model(α), ρ_SG(β)) is computed once per distinct α and per distinct β;
-    otherwise once per distinct ratio β/α (:func:`rate_eigenvalues`)."""
+    otherwise once per distinct ratio β/α (:func:`rate_eigenvalues`).
+
+    Args:
+        lin: the :class:`Linearisation`.
+        alpha, beta: rates, broadcast against each other.
+        chunk: rates per batched eigenvalue call.
+
+    Returns:
+        ρ, float64, of the broadcast shape.
+    """
     a, b = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(beta, np.float64))
     if lin.P_model.shape[0] == 0:
         return np.ones(a.shape)
@@ -374,8 +413,20 @@ def overshoot_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np
 
 
 def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
-    """(α_max, β_max) of scalar regression with a cond-linear SG (module docstring): converges locally
-    iff α < α_max = 2/sxx and β < β_max = 2/max(1, λ_max([[q, q], [q, syy]])), q = sxy²/sxx."""
+    """(α_max, β_max) of scalar regression with a cond-linear SG (module docstring).
+
+    It converges locally iff α < α_max = 2/sxx and β < β_max = 2/max(1, λ_max([[q, q], [q, syy]])),
+    q = sxy²/sxx.
+
+    Args:
+        sxx, sxy, syy: the moments E[x²], E[xy], E[y²].
+
+    Returns:
+        ``(alpha_max, beta_max)``.
+
+    Raises:
+        InputError: unless sxx > 0, syy > 0 and sxx·syy > sxy² (noisy targets).
+    """
     if not (sxx > 0 and syy > 0 and sxx * syy > sxy ** 2):
         raise InputError("scalar_boundary: needs sxx > 0, syy > 0 and sxx·syy > sxy² (noisy targets)")
     q = sxy ** 2 / sxx

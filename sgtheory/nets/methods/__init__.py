@@ -80,7 +80,11 @@ _COLUMNS = ("method", "signal for hidden layer i", "conditioned on", "learned", 
 def unified_table(format: str = "markdown") -> str:
     """The unified-view table (claim C10), one row per method, generated from each method's declarations.
 
-    ``format``: ``"markdown"`` (a GitHub table) or ``"text"`` (aligned columns).
+    Args:
+        format: ``"markdown"`` (a GitHub table) or ``"text"`` (aligned columns).
+
+    Returns:
+        The table as one string.
     """
     choice(format, "format", ("markdown", "text"))
     rows = []
