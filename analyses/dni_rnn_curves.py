@@ -42,6 +42,8 @@ SETTINGS = (
     Setting("inject_scale", "float", full=0.1, lo=0, help="scale s of the injected SG"),
     Setting("target_discount", "float", full=1.0, lo=0, hi=1, help="Copy: discount γ of the SG in its own target"),
     Setting("lm_target_discount", "float", full=0.1, lo=0, hi=1, help="char LM: discount γ (a stream needs γ < 1)"),
+    Setting("lm_sg_input", "str", full="rms", choices=("raw", "rms"),
+            help="char LM: how the SG reads the state (as in dni_rnn_table; Copy reads it raw)"),
     Setting("aux_weight", "float", full=0.1, lo=0, help="weight λ of the DNI + Aux loss"),
     Setting("seq_len", "int", full=120, quick=60, lo=1, help="char LM: characters per training sequence"),
     Setting("eval_every", "int", full=50, quick=10, lo=1, help="char LM: batches between validations"),
@@ -66,15 +68,17 @@ def compute(args):
     seeds = tuple(range(args.seed, args.seed + args.runs))
     opts = {"inject_scale": args.inject_scale, "aux_weight": args.aux_weight}
     discount = {"copy": args.target_discount, "charlm": args.lm_target_discount}
+    sg_input = {"copy": "raw", "charlm": args.lm_sg_input}
     arrays = {}
     for name in args.methods:
         for task, st, cp in (("copy", copy, None), ("charlm", lm, corpus)):
-            cell = run_cell(st, make_method(name, {**opts, "target_discount": discount[task]}), seeds, cp)
+            options = {**opts, "target_discount": discount[task], "sg_input": sg_input[task]}
+            cell = run_cell(st, make_method(name, options), seeds, cp)
             keep = ("level_n", "solved_n") if task == "copy" else ("eval_step", "val_curve", "val_bpc")
             arrays.update({f"{task}/{name}/{k}": cell[k] for k in keep})
     meta = {"methods": list(args.methods), "truncation": args.truncation, "seeds": list(seeds),
             "batch": args.batch_size, "copy_settings": copy.to_dict(), "lm_settings": lm.to_dict(),
-            "method_options": {**opts, "target_discount": discount}, "corpus": corpus.name}
+            "method_options": {**opts, "target_discount": discount, "sg_input": sg_input}, "corpus": corpus.name}
     return arrays, meta
 
 

@@ -50,6 +50,10 @@ SETTINGS = (
             help="Copy tasks: discount γ of the SG in its own target (episodes end, so γ = 1 is bounded)"),
     Setting("lm_target_discount", "float", full=0.1, lo=0, hi=1,
             help="char LM: discount γ (an unending stream needs γ < 1 for a bounded target)"),
+    Setting("sg_input", "str", full="raw", choices=("raw", "rms"), help="Copy tasks: how the SG reads the state"),
+    Setting("lm_sg_input", "str", full="rms", choices=("raw", "rms"),
+            help="char LM: how the SG reads the state (rms: divided by its RMS over units; the raw cell state of an "
+                 "unending stream grows and the bootstrapped SG diverged at T >= 4, see dni_rnn_stability)"),
     Setting("aux_weight", "float", full=0.1, lo=0, help="weight λ of the DNI + Aux loss"),
     Setting("sg_module", "str", full="linear", choices=("linear", "mlp"), help="SG module"),
     Setting("threshold", "float", full=0.15, above=0, help="curriculum threshold (bits per target bit)"),
@@ -78,7 +82,8 @@ def settings_for(args):
 def method_options(args) -> dict:
     """SG options per task (the discount differs between episodic Copy tasks and the text stream)."""
     opts = {"inject_scale": args.inject_scale, "module": args.sg_module, "aux_weight": args.aux_weight}
-    return {t: {**opts, "target_discount": args.lm_target_discount if t == "charlm" else args.target_discount}
+    return {t: {**opts, "target_discount": args.lm_target_discount if t == "charlm" else args.target_discount,
+                "sg_input": args.lm_sg_input if t == "charlm" else args.sg_input}
             for t in ("copy", "repeat-copy", "charlm")}
 
 

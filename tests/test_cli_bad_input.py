@@ -1,9 +1,7 @@
 """Unusual inputs to every subcommand: exit code 2, one line on stderr, no traceback, nothing written.
 
 Each row runs ``sgtheory.cli.main.main(argv)`` in this process (JAX imported once). Sizes in the base
-arguments are tiny, so a row whose bad value is wrongly accepted still ends in seconds. Rows that fail
-because of code owned by another part of the project are marked ``xfail(strict=True)`` with the owner and
-the fix, so they show up as XPASS (an error under strict) once fixed: then drop the mark.
+arguments are tiny, so a row whose bad value is wrongly accepted still ends in seconds.
 """
 
 import gzip
@@ -91,11 +89,6 @@ T = ["train", "--dataset", "digits", "--steps", "2", "--depth", "1", "--width", 
 P = ["probe", "{fx}/acts_a.npz", "{fx}/acts_b.npz", *OUT]
 
 
-def owner(who: str, fix: str):
-    """Mark a row that fails because of another helper's code."""
-    return pytest.mark.xfail(strict=True, reason=f"owner: {who}, fix: {fix}")
-
-
 def row(rid, argv, needle, *marks):
     return pytest.param(argv, needle, id=rid, marks=marks)
 
@@ -147,9 +140,7 @@ ROWS = [
     row("sweep-out-is-file", S + ["--out", "{fx}/afile"], "afile"),
     row("sweep-out-inside-file", S + ["--out", "{fx}/afile/sub"], "afile"),
     row("sweep-out-name-too-long", S + ["--out", "{fx}/" + "x" * 300], "--out"),
-    row("sweep-out-name-taken-by-folder", S + ["--out", "{fx}/taken"], "sweep.json",
-        owner("theory", "declare OUTPUTS = ('sweep.npz', 'sweep.json', 'phase_diagram.png') in cli/sweep.py, so "
-                        "main() refuses the folder before any work (today sweep.npz is written first)")),
+    row("sweep-out-name-taken-by-folder", S + ["--out", "{fx}/taken"], "sweep.json"),
     row("sweep-bad-input-existing-out", S + ["--grid", "0", "--out", "{fx}/existing_out"], "--grid"),
     row("sweep-unknown-option", S + ["--frobnicate"], "--frobnicate"),
     row("train-method-unknown", T + ["--method", "hebb"], "method"),
