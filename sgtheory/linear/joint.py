@@ -27,7 +27,14 @@ from sgtheory.linear.rules import State, gradients
 
 
 def model_mask(state: State) -> np.ndarray:
-    """Boolean (n,): True on the model's entries of the flattened state (ravel order: net, then sg)."""
+    """Which entries of the flattened state are the model's (ravel order: net, then sg).
+
+    Args:
+        state: a :class:`~sgtheory.linear.rules.State`.
+
+    Returns:
+        Boolean (n,), True on the model's entries.
+    """
     leaves = jax.tree_util.tree_leaves
     return np.concatenate([np.ones(np.size(v), bool) for v in leaves(state.net)]
                           + [np.zeros(np.size(v), bool) for v in leaves(state.sg)])

@@ -126,7 +126,14 @@ class Prediction(NamedTuple):
 
 
 def no_claim(config: Config) -> str | None:
-    """Why the theory makes no claim about ``config`` (None where it does)."""
+    """Why the theory makes no claim about ``config``.
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        The reason, or None where the theory does make a claim.
+    """
     if config.sg == "mlp":
         return "no claim: an MLP SG (ReLU) has no smooth linearisation the rule could read"
     if config.sg_step != "fixed":
@@ -163,9 +170,19 @@ def _check_float64(problem):
 
 
 def ratio_classes(alphas, betas, max_ratios: int = MAX_RATIOS):
-    """Representative ratios r = β/α of an (A, B) grid and each cell's class (A, B): the distinct ratios
-    (:func:`sgtheory.linear.theory.rate_eigenvalues` groups them the same way) or, when there are more than
-    ``max_ratios``, ``max_ratios`` log-spaced ones with each cell in the nearest."""
+    """Representative ratios r = β/α of an (A, B) grid and each cell's class.
+
+    The classes are the distinct ratios (:func:`sgtheory.linear.theory.rate_eigenvalues` groups them the
+    same way) or, when there are more than ``max_ratios``, ``max_ratios`` log-spaced ones with each cell in
+    the nearest.
+
+    Args:
+        alphas, betas: the grid's rates (A,) and (B,).
+        max_ratios: the most representatives.
+
+    Returns:
+        ``(ratios, label)``: the representative ratios and each cell's index into them (A, B).
+    """
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     ratios, label = _theory._ratio_classes(A.ravel(), B.ravel())
     if ratios.size > max_ratios:

@@ -109,7 +109,15 @@ def _checked_dtype(dtype):
 
 
 def augmented_moments(Sxx, Sxy, Syy, mx, my) -> np.ndarray:
-    """Szz = E[zᵀz] for z = (x, y, 1): a (d+k+1, d+k+1) symmetric matrix."""
+    """Szz = E[zᵀz] for z = (x, y, 1).
+
+    Args:
+        Sxx, Sxy, Syy: the uncentred second moments (d, d), (d, k), (k, k).
+        mx, my: the means (d,) and (k,).
+
+    Returns:
+        Szz, a (d+k+1, d+k+1) symmetric matrix.
+    """
     Sxx, Sxy, Syy = (np.asarray(a, dtype=np.float64) for a in (Sxx, Sxy, Syy))
     mx, my = np.asarray(mx, dtype=np.float64), np.asarray(my, dtype=np.float64)
     return np.block([

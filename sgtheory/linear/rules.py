@@ -47,7 +47,18 @@ class Batch(NamedTuple):
 
 
 def full_batch(config: Config, problem) -> Batch:
-    """The full-batch rows: moment square-root rows, or the samples when the config needs them."""
+    """The full-batch rows: moment square-root rows, or the samples when the config needs them.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+
+    Returns:
+        The :class:`Batch`.
+
+    Raises:
+        InputError: the config needs samples and the problem has none.
+    """
     if config.uses_samples:
         if not problem.has_samples:
             why = "log loss" if config.loss == "log" else ("an MLP SG" if config.sg == "mlp" else "data=samples")
@@ -58,7 +69,19 @@ def full_batch(config: Config, problem) -> Batch:
 
 
 def minibatch(config: Config, problem, key) -> Batch:
-    """``config.batch_size`` samples drawn uniformly with replacement (for minibatch SGD)."""
+    """``config.batch_size`` samples drawn uniformly with replacement (for minibatch SGD).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        key: the JAX PRNG key of the draw.
+
+    Returns:
+        The :class:`Batch`.
+
+    Raises:
+        InputError: the problem has no samples.
+    """
     if not problem.has_samples:
         raise InputError("minibatch SGD needs samples: build the problem with from_samples(X, Y)")
     size = config.batch_size
@@ -96,7 +119,16 @@ def init(config: Config, problem, *, key, init_scale=1.0) -> State:
 
 
 def forward(net, x, u) -> list:
-    """Activations [h_0 = x, h_1, ..., h_L = p], each (m, width)."""
+    """Activations of a (deep) linear net.
+
+    Args:
+        net: the layers (``State.net``).
+        x: inputs (m, d).
+        u: the constant column (m,) each bias is scaled by.
+
+    Returns:
+        ``[h_0 = x, h_1, ..., h_L = p]``, each (m, width).
+    """
     hs = [x]
     for layer in net:
         h = mm(hs[-1], layer["W"])
@@ -107,7 +139,16 @@ def forward(net, x, u) -> list:
 
 
 def output_gradient(loss: str, p, y):
-    """∂ℓ/∂p per row: p − y (MSE), σ(p) − y (log loss, one output), softmax(p) − y (several)."""
+    """∂ℓ/∂p per row: p − y (MSE), σ(p) − y (log loss, one output), softmax(p) − y (several).
+
+    Args:
+        loss: ``"mse"`` or ``"log"``.
+        p: outputs (m, k).
+        y: targets (m, k).
+
+    Returns:
+        The gradients (m, k).
+    """
     if loss == "mse":
         return p - y
     if p.shape[-1] == 1:
@@ -116,7 +157,17 @@ def output_gradient(loss: str, p, y):
 
 
 def loss_value(loss: str, p, y, weight):
-    """ω Σ_rows ℓ(p, y): ½‖p − y‖², or the (sigmoid / softmax) cross-entropy."""
+    """ω Σ_rows ℓ(p, y): ½‖p − y‖², or the (sigmoid / softmax) cross-entropy.
+
+    Args:
+        loss: ``"mse"`` or ``"log"``.
+        p: outputs (m, k).
+        y: targets (m, k).
+        weight: the row weight ω.
+
+    Returns:
+        The loss, a scalar array.
+    """
     if loss == "mse":
         return 0.5 * weight * jnp.sum((p - y) ** 2)
     if p.shape[-1] == 1:

@@ -116,15 +116,40 @@ def _norm(tree):
 
 
 def scaled(state: State, scale) -> State:
-    """``state`` with every model weight W_i multiplied by ``scale`` (init is linear in init_scale)."""
+    """``state`` with every model weight W_i multiplied by ``scale`` (init is linear in init_scale).
+
+    Args:
+        state: a :class:`~sgtheory.linear.rules.State`.
+        scale: the factor.
+
+    Returns:
+        The scaled state (SG modules and biases unchanged).
+    """
     net = tuple({k: (v * scale if k == "W" else v) for k, v in layer.items()} for layer in state.net)
     return State(net, state.sg)
 
 
 def run_one(config: Config, problem, W_opt, b_opt, alpha, beta, state0: State, *, steps: int,
             tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8) -> dict:
-    """One configuration's run from ``state0`` and its verdict (module docstring): a dict of scalars.
-    Written for one configuration; :func:`sweep` ``vmap``s it."""
+    """One configuration's run from ``state0`` and its verdict (module docstring).
+
+    Written for one configuration; :func:`sweep` ``vmap``s it.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        W_opt, b_opt: the end-to-end optimum the distance is measured to.
+        alpha, beta: the rates.
+        state0: the start.
+        steps: updates per run.
+        tol: converged when r_T ≤ ``tol``·r_0.
+        growth: diverging when r_T > ``growth``·r_{T/2} (and r_T > ``tol``·r_0).
+        blowup: diverged (and frozen) once the residual exceeds ``blowup``·r_0.
+
+    Returns:
+        A dict of scalars: ``status``, ``final_loss``, ``distance``, ``residual`` (r_T/r_0),
+        ``steps_to_tol``, ``diverged_at`` and ``tail_ratio``.
+    """
 
     def update(s):
         new, g = step(config, problem, s, alpha, beta, with_gradients=True)
@@ -141,11 +166,26 @@ _KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverg
 
 def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: State, *, steps: int,
              tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8, fused=False) -> dict:
-    """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only):
-    the same update and verdicts, with the configuration axis last and shared matrix products.
-    ``states0`` are C States stacked along a leading axis; ``alphas``, ``betas`` are (C,).
-    ``fused``: run all steps in the one-kernel GPU version of :mod:`sgtheory.linear.fused` (``True``),
-    or that kernel through Pallas' interpreter (``"interpret"``, any backend, for tests)."""
+    """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only).
+
+    The same update and verdicts, with the configuration axis last and shared matrix products.
+
+    Args:
+        config: the model and its rule (:func:`sgtheory.linear.grid.applicable`).
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        W_opt, b_opt: the end-to-end optimum the distance is measured to.
+        alphas, betas: the rates (C,).
+        states0: C States stacked along a leading axis.
+        steps: updates per run.
+        tol: converged when r_T ≤ ``tol``·r_0.
+        growth: diverging when r_T > ``growth``·r_{T/2} (and r_T > ``tol``·r_0).
+        blowup: diverged (and frozen) once the residual exceeds ``blowup``·r_0.
+        fused: run all steps in the one-kernel GPU version of :mod:`sgtheory.linear.fused` (``True``),
+            or that kernel through Pallas' interpreter (``"interpret"``, any backend, for tests).
+
+    Returns:
+        The dict of :func:`run_one`, each entry (C,).
+    """
     mom = _grid.moments(problem, config.bias, problem.dtype)
     g0 = _grid.to_grid(config, states0)
     if fused:
@@ -243,8 +283,16 @@ CHUNK_FLOATS, CHUNK_FLOATS_CPU_GRID = 2 ** 20, 2 ** 17
 
 
 def default_chunk(n_state: int, n_devices: int = 1, *, whole_grid: bool = True) -> int:
-    """Configurations per compiled call for a state of ``n_state`` floats on ``n_devices`` devices (a
-    power of two per device, at least 256): see :data:`CHUNK_FLOATS`."""
+    """Configurations per compiled call (a power of two per device, at least 256): see :data:`CHUNK_FLOATS`.
+
+    Args:
+        n_state: floats of one configuration's state.
+        n_devices: devices the chunk is split over.
+        whole_grid: the whole-grid update runs (smaller chunks on the CPU).
+
+    Returns:
+        The chunk size.
+    """
     def pow2(floats):
         return max(256, 2 ** int(math.log2(max(1, floats // max(n_state, 16)))))
 
@@ -254,16 +302,35 @@ def default_chunk(n_state: int, n_devices: int = 1, *, whole_grid: bool = True) 
 
 
 def devices_used(total: int, chunk_size: int | None = None) -> int:
-    """How many devices :func:`sweep` splits a ``total``-configuration sweep over (see :func:`_mesh`)."""
+    """How many devices :func:`sweep` splits a ``total``-configuration sweep over (see :func:`_mesh`).
+
+    Args:
+        total: configurations of the sweep.
+        chunk_size: an explicit chunk size (under 512: one device), or None.
+
+    Returns:
+        The device count (1 without a split).
+    """
     mesh = _mesh(total, chunk_size)
     return 1 if mesh is None else mesh.size
 
 
 def engine(config: Config, problem, *, kernel: str = "auto", fast: bool = True) -> str:
-    """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options:
-    ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
-    whole-grid update of :mod:`sgtheory.linear.grid`) or ``"vmap"`` (``vmap`` of :func:`run_one`).
-    ``kernel="fused"`` where the fused kernel cannot run is an :class:`InputError`."""
+    """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        kernel: as in :func:`sweep`.
+        fast: as in :func:`sweep`.
+
+    Returns:
+        ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
+        whole-grid update of :mod:`sgtheory.linear.grid`) or ``"vmap"`` (``vmap`` of :func:`run_one`).
+
+    Raises:
+        InputError: ``kernel="fused"`` where the fused kernel cannot run.
+    """
     kernel = choice(kernel, "kernel", KERNELS)
     whole = fast and _grid.applicable(config)
     gpu = jax.default_backend() == "gpu" and _fused.available()

@@ -133,7 +133,14 @@ def _model_mask(state: State) -> np.ndarray:
 
 def exact_fixed_point(config: Config) -> bool:
     """Whether :func:`fixed_point` finds ``config``'s fixed point in closed form (linear model, MSE): then
-    it reads only the shapes of the start's SG modules, so an abstract start (``jax.eval_shape``) will do."""
+    it reads only the shapes of the start's SG modules, so an abstract start (``jax.eval_shape``) will do.
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True for the closed-form case.
+    """
     return config.model == "linear" and config.loss == "mse"
 
 
@@ -188,16 +195,35 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
 
 
 def unique_fixed_point(config: Config) -> bool:
-    """Whether ``config``'s joint dynamics have one fixed point, known in closed form
-    (:func:`least_squares_point`): a linear model with MSE trained by backprop or with a label-conditioned
-    linear SG at the output, whose fit is exact there (Czarnecki et al. 2017). (The unconditioned linear SG
-    has two families of fixed points, and deep models manifolds: the flow decides which is reached.)"""
+    """Whether ``config``'s joint dynamics have one fixed point, known in closed form.
+
+    That is (:func:`least_squares_point`) a linear model with MSE trained by backprop or with a
+    label-conditioned linear SG at the output, whose fit is exact there (Czarnecki et al. 2017). (The
+    unconditioned linear SG has two families of fixed points, and deep models manifolds: the flow decides
+    which is reached.)
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True for the unique, closed-form case.
+    """
     return exact_fixed_point(config) and config.sg in ("none", "cond-linear")
 
 
 def least_squares_point(config: Config, problem, like: State) -> State:
-    """The least-squares optimum (OLS on the moments) with every SG refitted there by least squares
-    (linear model, MSE; ``like`` gives the SG modules' shapes only: an abstract start will do)."""
+    """The least-squares optimum (OLS on the moments) with every SG refitted there by least squares.
+
+    For a linear model with MSE.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        like: gives the SG modules' shapes only (an abstract start will do).
+
+    Returns:
+        The fixed point, a :class:`~sgtheory.linear.rules.State`.
+    """
     opt = optimum(config, problem)
     dtype = np.dtype(problem.dtype)
     layer = {"W": opt.W.astype(dtype)}
@@ -274,7 +300,14 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
 
 def svd(D: np.ndarray):
     """``np.linalg.svd(D)``, falling back to LAPACK's slower but more robust gesvd where the default
-    divide-and-conquer driver does not converge (it can fail on badly scaled matrices)."""
+    divide-and-conquer driver does not converge (it can fail on badly scaled matrices).
+
+    Args:
+        D: a matrix.
+
+    Returns:
+        ``(U, s, Vt)`` as ``np.linalg.svd``.
+    """
     try:
         return np.linalg.svd(D)
     except np.linalg.LinAlgError:
@@ -285,7 +318,17 @@ def svd(D: np.ndarray):
 
 def linearise_matrix(D: np.ndarray, mask: np.ndarray, *, residual: float = 0.0,
                      neutral_rtol: float = 1e-8) -> Linearisation:
-    """:func:`linearise` from DG (n, n) and the model mask (bool (n,)) in flat coordinates."""
+    """:func:`linearise` from DG and the model mask in flat coordinates.
+
+    Args:
+        D: DG (n, n).
+        mask: bool (n,), True on the model's entries.
+        residual: the fixed point's residual ‖G‖, kept in the result.
+        neutral_rtol: the relative threshold of a neutral direction.
+
+    Returns:
+        The :class:`Linearisation`.
+    """
     _, s, Vt = svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
     if keep.all():  # nothing to factor out: keep the state's coordinates (and with them the block structure)
@@ -405,7 +448,16 @@ def overshoot_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np
     perturbations: modes with Re λ > 0 are ones the flow contracts, and |1 − λ| > 1 means the step
     *overshoots* them (a rate too large for the local curvature, the instability of gradient descent
     above 2/sharpness); modes with Re λ ≤ 0 grow under the flow itself (a saddle being left) whatever the
-    rate, and are no sign of a step too large."""
+    rate, and are no sign of a step too large.
+
+    Args:
+        lin: the :class:`Linearisation` at the point.
+        alpha, beta: rates, broadcast against each other.
+        chunk: rates per batched eigenvalue call.
+
+    Returns:
+        The radius, float64, of the broadcast shape.
+    """
     shape, lam = rate_eigenvalues(lin, alpha, beta, chunk=chunk)
     if lam.shape[1] == 0:
         return np.zeros(shape)
