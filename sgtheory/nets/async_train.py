@@ -110,9 +110,19 @@ SCHEDULES = ("constant", "step")
 
 
 def rate_scale(t, steps: int, schedule: str = "constant"):
-    """The learning-rate factor at step ``t``: 1 (``constant``), or DNI's feed-forward decay scaled to
-    ``steps`` (``step``: ÷10 at 60% and again at 80% of the steps, Jaderberg et al. 2017's 300k and
-    400k of 500k). It counts steps, not a layer's own updates, so all ``p_update`` decay together."""
+    """The learning-rate factor at step ``t``.
+
+    DNI's feed-forward decay counts steps, not a layer's own updates, so all ``p_update`` decay together.
+
+    Args:
+        t: the step (a number or a traced array).
+        steps: the run's steps.
+        schedule: ``"constant"`` (factor 1) or ``"step"`` (÷10 at 60% and again at 80% of the steps,
+            Jaderberg et al. 2017's 300k and 400k of 500k).
+
+    Returns:
+        The factor.
+    """
     if schedule == "constant":
         return 1.0
     return 0.1 ** ((t >= int(0.6 * steps)).astype(jnp.float32) + (t >= int(0.8 * steps)).astype(jnp.float32))

@@ -129,7 +129,17 @@ def _numbers(value, name: str, *, allow_none: bool = False) -> list:
 
 
 def seed_list(seeds) -> list[int]:
-    """``seeds``: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds."""
+    """The seeds of a population.
+
+    Args:
+        seeds: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds.
+
+    Returns:
+        The seeds as a list of ints.
+
+    Raises:
+        InputError: an empty list, a repeated or bad seed, or a count below 1.
+    """
     if isinstance(seeds, (list, tuple, np.ndarray, range)):
         out = [seed_value(s) for s in seeds]
         if not out:
@@ -152,7 +162,20 @@ def _mix(value) -> float:
 
 
 def members_grid(seeds, lr, sg_lr=None, mix=None) -> list[dict]:
-    """Every combination, mix-major then ``lr``, ``sg_lr`` and seed fastest; ``sg_lr`` None follows ``lr``."""
+    """Every combination, mix-major then ``lr``, ``sg_lr`` and seed fastest.
+
+    Args:
+        seeds: a count or a sequence of seeds (:func:`seed_list`).
+        lr: a rate or a list of rates (> 0).
+        sg_lr: the same for the method state (None follows ``lr``).
+        mix: SG mixing weights in [0, 1] (None: the method's own).
+
+    Returns:
+        One dict per member: ``seed``, ``lr``, ``sg_lr`` (and ``mix`` when given).
+
+    Raises:
+        InputError: an empty list or a bad value.
+    """
     mixes = [None] if mix is None else [_mix(m) for m in (mix if isinstance(mix, (list, tuple)) else [mix])]
     if not mixes:
         raise InputError("mix: empty list")
