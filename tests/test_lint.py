@@ -28,3 +28,44 @@ def test_ruff_reports_a_planted_error(tmp_path):
     proc = _ruff("--config", str(ROOT / "pyproject.toml"), "--output-format", "concise", str(bad), cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "F401" in proc.stdout and "RUF100" in proc.stdout, proc.stdout
+
+
+def _exported_functions():
+    """(qualified name, function) for every function named in a module's ``__all__`` (each once)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import sgtheory
+
+    seen = {}
+    names = ["sgtheory"] + [m.name for m in pkgutil.walk_packages(sgtheory.__path__, "sgtheory.")]
+    for name in names:
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("_"):  # private modules and __main__ (importing it runs the command line)
+            continue
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", ()):
+            obj = getattr(module, attr)
+            if inspect.isfunction(obj):
+                seen.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
+    return sorted(seen.items())
+
+
+def test_exported_functions_have_args_and_returns_blocks():
+    # STYLE.md: exported functions open with a summary line and scannable Args: / Returns: blocks; a function
+    # without parameters needs no Args:, one annotated "-> None" no Returns: (a generator has Yields:)
+    import inspect
+
+    functions = _exported_functions()
+    assert len(functions) > 100  # the walk found the package's modules
+    missing = []
+    for name, fn in functions:
+        doc = inspect.getdoc(fn) or ""
+        sig = inspect.signature(fn)
+        gaps = [block for block, needed in (("Args:", bool(sig.parameters)),
+                                            ("Returns:", sig.return_annotation not in (None, "None")))
+                if needed and block not in doc and not (block == "Returns:" and "Yields:" in doc)]
+        if not doc.strip() or gaps:
+            missing.append(f"{name}: {', '.join(gaps) or 'no docstring'}")
+    assert not missing, "exported functions without the docstring blocks:\n" + "\n".join(missing)

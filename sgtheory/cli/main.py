@@ -58,7 +58,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def subcommand_modules() -> list[str]:
-    """Names of the subcommand modules in :mod:`sgtheory.cli` (every module but this and privates)."""
+    """Names of the subcommand modules in :mod:`sgtheory.cli` (every module but this and privates).
+
+    Returns:
+        The module names, sorted.
+    """
     return sorted(
         m.name
         for m in pkgutil.iter_modules(_cli_pkg.__path__)
@@ -67,7 +71,11 @@ def subcommand_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sgtheory`` parser with every subcommand registered."""
+    """The ``sgtheory`` parser with every subcommand registered.
+
+    Returns:
+        The parser.
+    """
     from sgtheory import __version__
 
     parser = Parser(prog="sgtheory", description="Theory and analysis of synthetic gradients (SG) and DNI.")

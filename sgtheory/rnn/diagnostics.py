@@ -43,7 +43,17 @@ def _windows(rule: Rule, xs):
 
 
 def boundary_states(rule: Rule, core: dict, s0, xs):
-    """The states ``s_{kT}`` entering every window ``k = 0..K−1``: ``(K, B, S)``."""
+    """The states ``s_{kT}`` entering every window ``k = 0..K−1``.
+
+    Args:
+        rule: the window algorithm's static settings (its truncation T).
+        core: the core's parameters.
+        s0: the start state ``(B, S)``.
+        xs: inputs ``(K·T, B, ...)``.
+
+    Returns:
+        ``(K, B, S)``.
+    """
 
     def window(s, x_w):
         s_end = jax.lax.fori_loop(0, rule.truncation, lambda t, s: core_step(rule.core, core, s, x_w[t]), s)

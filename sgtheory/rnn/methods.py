@@ -224,7 +224,14 @@ def unified_table(format: str = "markdown") -> str:
 
 
 def describe(name: str) -> dict:
-    """``{"summary", **properties}`` of method ``name`` with default options (JSON-able)."""
+    """Method ``name`` with default options, described.
+
+    Args:
+        name: a method name.
+
+    Returns:
+        ``{"summary", **properties}`` (JSON-able).
+    """
     m = get(name)
     return {"summary": m.summary, **asdict(m.properties)}
 

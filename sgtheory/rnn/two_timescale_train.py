@@ -62,7 +62,17 @@ class State(NamedTuple):
 
 
 def init_state(system: System, mode: str, key, dtype=jnp.float32) -> State:
-    """Fresh parameters (:func:`sgtheory.rnn.two_timescale.init_params`) and Adam states."""
+    """Fresh parameters (:func:`sgtheory.rnn.two_timescale.init_params`) and Adam states.
+
+    Args:
+        system: the nets and the task.
+        mode: a name in :data:`MODES` (``cdni`` conditions the SG module).
+        key: the JAX PRNG key.
+        dtype: the parameters' dtype.
+
+    Returns:
+        The :class:`State`.
+    """
     params = init_params(system, key, conditioned=mode == "cdni", dtype=dtype)
     adam = optax.scale_by_adam()
     return State(params, (adam.init(params.a), adam.init(params.b), adam.init(params.sg)))
@@ -70,6 +80,15 @@ def init_state(system: System, mode: str, key, dtype=jnp.float32) -> State:
 
 def train_step(state: State, t, data_key, nums: Numbers, *, system: System, mode: str, batch: int):
     """One step ``t``: a fresh batch, the mode's credit, one Adam step per net and for the SG module.
+
+    Args:
+        state: the current :class:`State`.
+        t: the step (folded into ``data_key`` for the batch).
+        data_key: the run's data key.
+        nums: the run's numbers (rates, clips, ``b_weight``, ``noise``).
+        system: the nets and the task.
+        mode: a name in :data:`MODES`.
+        batch: sequences per batch.
 
     Returns:
         ``(state, (loss_a, loss_b, sg_loss))``, losses of this batch (summed, nats).
@@ -86,7 +105,18 @@ def train_step(state: State, t, data_key, nums: Numbers, *, system: System, mode
 
 
 def evaluate(params: Params, data, *, system: System, mode: str, b_weight) -> dict:
-    """Held-out numbers: ``b_loss`` (nats per B tick), ``a_loss`` (nats per A step), ``b_error``, ``sg_cosine``."""
+    """Held-out numbers of ``params``.
+
+    Args:
+        params: the parameters.
+        data: the held-out batch.
+        system: the nets and the task.
+        mode: a name in :data:`MODES`.
+        b_weight: the weight of B's loss.
+
+    Returns:
+        ``b_loss`` (nats per B tick), ``a_loss`` (nats per A step), ``b_error``, ``sg_cosine``.
+    """
     states = boundary_states(system, params.a, data)
     lb = b_loss(system, params.b, states[1:], data) / jnp.sum(data.mb)
     la = system_loss(system, params.a, params.b, data, 0.0) / jnp.sum(data.ma)
