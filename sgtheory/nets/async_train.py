@@ -235,7 +235,7 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     probs = [check_probability(p, "p_update") for p in np.atleast_1d(np.asarray(p_update, dtype=float))]
     seeds = _seeds(seeds, "seeds")
     if not probs:
-        raise InputError("async sweep: needs at least one p_update and one seed")
+        raise InputError("async sweep: needs at least one p_update")
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:
         raise InputError(f"steps ({steps}) must be a multiple of eval every ({eval_every})")
