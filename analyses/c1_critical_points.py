@@ -61,7 +61,8 @@ def compute(args):
     for i, (label, model, sg, layer, where) in enumerate(CASES):
         cfg = make_config(model, depth=3 if model == "deep-linear" else 0, width=8, sg=sg, sg_layer=layer)
         state = critical.critical_state(cfg, pr, key=key, where=where)
-        noise = jax.tree_util.tree_map(lambda a, k=jax.random.fold_in(key, 7): 1e-6 / np.sqrt(a.size) *
+        noise_key = jax.random.fold_in(key, 7)
+        noise = jax.tree_util.tree_map(lambda a, k=noise_key: 1e-6 / np.sqrt(a.size) *
                                        jax.random.normal(k, a.shape, a.dtype), state)
         near = jax.tree_util.tree_map(jnp.add, state, noise)
         exact = critical.drift(cfg, pr, state, rate, rate, steps, every=every)
@@ -71,7 +72,8 @@ def compute(args):
         arrays[f"perturbed_{i}"] = np.hypot(pert.net, pert.sg)
         rows.append({"case": label, "bp_grad": float(critical.bp_gradient_norm(cfg, pr, state)),
                      "joint_grad_net": float(g_net), "joint_grad_sg": float(g_sg),
-                     "max_drift": float(np.max(arrays[f"exact_{i}"])), "perturbed_final": float(arrays[f"perturbed_{i}"][-1])})
+                     "max_drift": float(np.max(arrays[f"exact_{i}"])),
+                     "perturbed_final": float(arrays[f"perturbed_{i}"][-1])})
     arrays["t"] = np.asarray(exact.t)
 
     # negative control: the log-loss optimum, with the best linear SG there, is not a joint critical point
@@ -84,7 +86,8 @@ def compute(args):
     neg = critical.drift(cfg, prc, state, rate, 0.0, steps, every=every)
     g_net, g_sg = critical.joint_gradient_norm(cfg, prc, state)
     arrays["negative"] = np.asarray(neg.net)
-    rows.append({"case": "log loss optimum, linear SG (control)", "bp_grad": float(critical.bp_gradient_norm(cfg, prc, state)),
+    rows.append({"case": "log loss optimum, linear SG (control)",
+                 "bp_grad": float(critical.bp_gradient_norm(cfg, prc, state)),
                  "joint_grad_net": float(g_net), "joint_grad_sg": float(g_sg),
                  "max_drift": float(np.max(neg.net)), "perturbed_final": None})
     meta = {"rows": rows, "steps": steps, "rate": rate, "dataset": args.dataset, "dim": args.dim,

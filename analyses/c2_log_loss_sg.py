@@ -37,7 +37,8 @@ RULES = (  # label, sg variant, sg step, alpha, beta
 
 
 SETTINGS = (
-    Setting("dataset", "str", full="blobs", choices=("teacher", "blobs", "xor", "correlated"), help="data set (blobs: overlapping, finite optimum)"),
+    Setting("dataset", "str", full="blobs", choices=("teacher", "blobs", "xor", "correlated"),
+            help="data set (blobs: overlapping, finite optimum)"),
     Setting("dim", "int", full=2, lo=1, hi=10000, help="input dimension (needs ≥ 2 for a gap)"),
     Setting("steps", "int", full=40000, quick=4000, lo=100, help="training steps"),
     Setting("hidden", "int", full=32, lo=1, hi=65536, help="MLP SG hidden width"),
@@ -90,14 +91,16 @@ def plot(arrays, meta, out):
         for i, label in enumerate(meta["labels"]):
             (line,) = ax1.loglog(t[1:], np.maximum(arrays[f"gap_{i}"][1:], 1e-16), label=label)
             colors[i] = line.get_color()
-        ax1.set(xlabel="step", ylabel="L − L*  (log loss)", title=f"C2: excess log loss, {meta['dataset']} {meta['dim']}-D")
+        ax1.set(xlabel="step", ylabel="L − L*  (log loss)",
+                title=f"C2: excess log loss, {meta['dataset']} {meta['dim']}-D")
         ax1.legend(fontsize=7)
         sig = 1.0 / (1.0 + np.exp(-p))
         for c, ls in ((0, "-"), (1, "--")):
             ax2.plot(p, sig - c, color="k", ls=ls, lw=2, label=f"σ(p) − y, y = {c}")
             for i in range(1, len(meta["labels"])):
                 ax2.plot(p, arrays[f"sg_{i}_y{c}"], color=colors[i], ls=ls, lw=1)
-        ax2.set(xlabel="output p", ylabel="∂L/∂p", title="true gradient (black) vs final SG (colours)", ylim=(-1.5, 1.5))
+        ax2.set(xlabel="output p", ylabel="∂L/∂p", title="true gradient (black) vs final SG (colours)",
+                ylim=(-1.5, 1.5))
         ax2.legend(fontsize=7)
         savefig(fig, out / f"{NAME}.png")
     by = {r["rule"]: r for r in meta["rows"]}

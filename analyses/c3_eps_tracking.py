@@ -37,7 +37,8 @@ SETTINGS = (
     Setting("delta", "float", full=0.1, above=0, hi=0.999999, help="δ of the condition, in (0, 1)"),
     Setting("steps", "int", full=5000, quick=1000, lo=100, help="steps per run"),
     Setting("beta", "float", full=0.05, above=0, help="SG rate β in part (a)"),
-    Setting("n_scales", "int", full=17, quick=9, lo=2, hi=1000, help="error scales c in part (b), log-spaced 0.1..1000"),
+    Setting("n_scales", "int", full=17, quick=9, lo=2, hi=1000,
+            help="error scales c in part (b), log-spaced 0.1..1000"),
 )
 
 
@@ -77,21 +78,21 @@ def compute(args):
         state0 = init(cfg, pr, key=key, init_scale=1.0)
         # (a) the condition along a real SG run
         tr = trajectory(cfg, pr, state0, alpha, beta, steps, every=every, record_states=True)
-        terms = jax.vmap(lambda s: tracking.terms_at(cfg, pr, s))(tr.states)
+        terms = jax.vmap(lambda s, cfg=cfg, pr=pr: tracking.terms_at(cfg, pr, s))(tr.states)
         holds = np.asarray(tracking.condition_holds(terms, delta))
         arrays[f"ratio_{i}"] = np.asarray(terms.ratio)
         arrays[f"loss_{i}"] = np.asarray(tr.loss) - opt.loss
         # (b) injected errors of size c × allowed, vmapped over c
         k = cfg.sg_layers[0]
 
-        def inject(c, direction, key=key, cfg=cfg, pr=pr, opt=opt, alpha=alpha, k=k, sg=state0.sg):
+        def inject(c, direction, key=key, cfg=cfg, pr=pr, opt=opt, alpha=alpha, k=k, net0=state0.net, sg=state0.sg):
             """Final distance to OLS and the largest one-step loss increase (≤ 0: descent at every step)."""
             def body(net, t):
                 kk = jax.random.fold_in(key, t) if direction == "random" else None
                 new, _ = tracking.injected_step(cfg, pr, net, alpha, c, delta, layer=k, direction=direction, key=kk)
                 return new, loss(cfg, pr, State(new, sg)) - loss(cfg, pr, State(net, sg))
 
-            net, rises = jax.lax.scan(body, state0.net, jnp.arange(steps))
+            net, rises = jax.lax.scan(body, net0, jnp.arange(steps))
             return _dist(net, opt), jnp.max(rises)
 
         for direction in ("adversarial", "random"):

@@ -34,7 +34,8 @@ SETTINGS = (
     Setting("max_steps", "int", full=400_000, quick=100_000, lo=1000, help="step cap per run"),
     Setting("sg", "str", full="cond-linear", choices=("linear", "cond-linear"), help="SG variant"),
     Setting("n", "int", full=2000, lo=2, hi=10**7, help="samples drawn to build each data set's moments"),
-    Setting("n_rates", "int", full=15, quick=7, lo=2, hi=1000, help="main rates c of the rate sweep, log-spaced 0.05..4"),
+    Setting("n_rates", "int", full=15, quick=7, lo=2, hi=1000,
+            help="main rates c of the rate sweep, log-spaced 0.05..4"),
     Setting("sweep_budget", "int", full=20000, quick=5000, lo=100, help="steps per run of the rate sweep"),
 )
 
@@ -77,7 +78,7 @@ def compute(args):
             steps = 0
             while steps < max_steps and hist[-1] > tol / 100 and np.isfinite(hist[-1]):
                 tr = run(cfg, pr, state, alpha)
-                hist += [float(d) for d in jax.vmap(lambda s: _distance(s, opt))(tr.states)[1:]]
+                hist += [float(d) for d in jax.vmap(lambda s, opt=opt: _distance(s, opt))(tr.states)[1:]]
                 state, steps = tr.final, steps + chunk
             final_loss = float(loss(cfg, pr, state))
             arrays[f"dist_{name}_{dim}"] = np.asarray(hist)
@@ -92,7 +93,8 @@ def compute(args):
     for name in datasets.DATASETS:
         cfg, pr, opt, lam = _setup(name, dims[0], args)
         state = init(cfg, pr, key=key)
-        fin = jax.jit(jax.vmap(lambda a: _distance(trajectory(cfg, pr, state, a, 0.0, budget).final, opt)))
+        fin = jax.jit(jax.vmap(lambda a, cfg=cfg, pr=pr, state=state, opt=opt:
+                               _distance(trajectory(cfg, pr, state, a, 0.0, budget).final, opt)))
         sweep[name] = np.asarray(fin(jnp.asarray(cs / lam[-1])))
         arrays[f"sweep_{name}"] = sweep[name]
     arrays["sweep_c"] = cs

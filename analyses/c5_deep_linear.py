@@ -37,7 +37,8 @@ RULES = (  # label, sg, where ("mid" or "all"), sg step
 
 
 SETTINGS = (
-    Setting("dataset", "str", full="teacher", choices=("teacher", "blobs", "xor", "correlated"), help="regression data set"),
+    Setting("dataset", "str", full="teacher", choices=("teacher", "blobs", "xor", "correlated"),
+            help="regression data set"),
     Setting("dim", "int", full=10, lo=1, hi=10000, help="input dimension"),
     Setting("depths", "ints", full=(1, 3, 5, 10), quick=(1, 3), lo=1, hi=50, help="hidden-layer counts"),
     Setting("width", "int", full=16, lo=1, hi=4096, help="hidden width"),

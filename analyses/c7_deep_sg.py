@@ -21,11 +21,11 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from sgtheory.settings import TRAINING, Setting  # noqa: E402
+from sgtheory.settings import TRAINING, Setting
 
 NAME = "c7_deep_sg"
 

@@ -33,7 +33,8 @@ NAME = "c8_loss_approx"
 
 SETTINGS = (
     Setting("steps", "int", full=3000, quick=1500, lo=3, help="linear-model steps, each recorded"),
-    Setting("n_mixture", "int", full=600, quick=300, lo=10, hi=10**6, help="samples of the linear model's mixture data"),
+    Setting("n_mixture", "int", full=600, quick=300, lo=10, hi=10**6,
+            help="samples of the linear model's mixture data"),
     Setting("alpha", "float", full=0.02, above=0, help="main learning rate of the linear model"),
     Setting("beta", "float", full=0.05, above=0, help="SG learning rate of the linear model"),
     Setting("net_steps", "ints", full=(100, 200, 400, 800, 1600), quick=(50, 100, 200, 400), lo=1,
@@ -57,8 +58,13 @@ def _linear_part(args):
 
     from sgtheory.linear import from_samples, init, make_config, surrogate, trajectory
     from sgtheory.linear.rules import forward
-    from sgtheory.represent.sg_probes import (implied_loss_fn, linear_sg_fn, linear_sg_probe,
-                                              loss_change_correlation, trajectory_loss_changes)
+    from sgtheory.represent.sg_probes import (
+        implied_loss_fn,
+        linear_sg_fn,
+        linear_sg_probe,
+        loss_change_correlation,
+        trajectory_loss_changes,
+    )
     steps = args.steps
     every = 1  # every step recorded: the SG that moved h over step t is exactly the one recorded at t
     alpha, beta = args.alpha, args.beta
@@ -173,7 +179,8 @@ def plot(arrays, meta, out):
         ax[0, 0].set(xlabel="step", ylabel="cumulative change", xscale="log",
                      title="linear net: loss change from the layers below the SG")
         ax[0, 0].legend()
-        ax[0, 1].scatter(arrays["lin_true"], arrays["lin_line"], s=6, label=f"SG line integral (r={lin['corr_line']:.3f})")
+        ax[0, 1].scatter(arrays["lin_true"], arrays["lin_line"], s=6,
+                         label=f"SG line integral (r={lin['corr_line']:.3f})")
         ax[0, 1].scatter(arrays["lin_true"], arrays["lin_sym"], s=6, marker="x",
                          label=f"implied loss, symmetric part (r={lin['corr_sym']:.3f})")
         _diag(ax[0, 1])
@@ -205,7 +212,8 @@ def plot(arrays, meta, out):
                            f"(Pearson {pairs.correlation:.2f}, Spearman {pairs.rank_correlation:.2f})")
         fig.tight_layout()
         savefig(fig, out / f"{NAME}.png")
-    return {"linear_corr_line_integral": round(lin["corr_line"], 4), "linear_corr_implied_sym": round(lin["corr_sym"], 4),
+    return {"linear_corr_line_integral": round(lin["corr_line"], 4),
+            "linear_corr_implied_sym": round(lin["corr_sym"], 4),
             "linear_sign_agreement": round(lin["sign_agreement"], 4), "linear_share_end": round(lin["share_end"], 4),
             "linear_share_max": round(lin["share_max"], 4),
             "linear_true_loss_at_h_star": round(float(np.mean(arrays["lin_h_star_loss"])), 6),

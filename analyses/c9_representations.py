@@ -18,9 +18,9 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from sgtheory.settings import TRAINING, Setting  # noqa: E402
+from sgtheory.settings import TRAINING, Setting
 
 NAME = "c9_representations"
 NETS = ("bp", "csg", "every", "dfa")
@@ -174,8 +174,8 @@ def plot(arrays, meta, out):
     below_sg = {n: block[n][:, below].mean(axis=1) for n in NETS}
     diff = paired_difference(list(below_sg["csg"]), list(below_sg["bp"]))
     cka = {n: np.array([np.mean(np.diag(m)) for m in arrays[f"linear_cka_{n}_vs_bp"]]) for n in OTHERS}
-    r = lambda x: None if x is None else round(x, 4)  # noqa: E731
-    stat = lambda v: {key: r(val) for key, val in mean_sd(list(v)).items() if key != "n"}  # noqa: E731
+    r = lambda x: None if x is None else round(x, 4)
+    stat = lambda v: {key: r(val) for key, val in mean_sd(list(v)).items() if key != "n"}
     return {
         "seeds": len(seeds),
         "block_distance_below_sg": {n: stat(v) for n, v in below_sg.items()},

@@ -37,9 +37,9 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from sgtheory.settings import TRAINING, Setting  # noqa: E402
+from sgtheory.settings import TRAINING, Setting
 
 NAME = "dni_complete_unlock"
 VARIANTS = {"dni": ("sg-every", "sg-unlock"), "cdni": ("csg-every", "csg-unlock")}

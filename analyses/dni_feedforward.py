@@ -25,11 +25,11 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from sgtheory.settings import TRAINING, Setting  # noqa: E402
+from sgtheory.settings import TRAINING, Setting
 
 NAME = "dni_feedforward"
 LABELS = {"bp": "BP", "sg-every": "DNI", "csg-every": "cDNI"}
@@ -125,7 +125,7 @@ def plot(arrays, meta, out: Path):
     bp, cdni = labels.index("BP"), labels.index("cDNI")
     gaps = {str(d): paired_difference(list(err[i, cdni, :, -1]), list(err[i, bp, :, -1]))
             for i, d in enumerate(depths)}
-    r = lambda x: None if x is None else round(x, 4)  # noqa: E731
+    r = lambda x: None if x is None else round(x, 4)
     return {"seeds": n,
             "final_test_error": {str(d): {lab: {"mean": r(final[i][k]["mean"]), "sd": r(final[i][k]["sd"])}
                                           for k, lab in enumerate(labels)} for i, d in enumerate(depths)},

@@ -27,7 +27,7 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-from sgtheory.settings import Setting  # noqa: E402
+from sgtheory.settings import Setting
 
 NAME = "dni_rnn_table"
 

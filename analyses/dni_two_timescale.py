@@ -28,9 +28,9 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from sgtheory.settings import Setting  # noqa: E402
+from sgtheory.settings import Setting
 
 NAME = "dni_two_timescale"
 MODE_NAMES = ("none", "dni", "cdni", "oracle", "bptt")

@@ -36,7 +36,7 @@ machine and date only.
 
 | script | what it measures |
 | --- | --- |
-| `sweep_throughput.py` | the linear SG sweep against a numpy loop doing the same update (CPU; GPU kernel when present) |
+| `sweep_throughput.py` | the linear SG sweep against a numpy loop doing the same update (CPU; GPU kernel if present) |
 | `train_throughput.py` | per-step cost of the credit-assignment methods on a 6×256 ReLU MLP |
 | `similarity_speed.py` | `similarity_matrix` against per-pair calls of the similarity measures |
 | `theory_robustness.py` | held-out agreement of the convergence prediction over random sweep configurations |

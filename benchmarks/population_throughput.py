@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sgtheory.machine import describe
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ROOT = HERE.parent
@@ -111,25 +113,6 @@ def whole_process(method: str, steps: int, depth: int, width: int, batch: int, n
     return row
 
 
-def machine() -> dict:
-    import platform
-
-    import jax
-    import numpy as np
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": gpus or "none (no GPU visible to JAX in this run)",
-            "python": platform.python_version(), "numpy": np.__version__, "jax": jax.__version__,
-            "load_average": [round(x, 2) for x in os.getloadavg()], "platform": platform.platform()}
-
 
 def main(argv=None) -> int:
     args = parse(argv)
@@ -156,7 +139,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "population_throughput",
               "command": " ".join(["python benchmarks/population_throughput.py",
                                    *(sys.argv[1:] if argv is None else argv)]),
-              "date": datetime.date.today().isoformat(), "machine": machine(),
+              "date": datetime.date.today().isoformat(), "machine": describe(),
               "settings": {"depth": args.depth, "width": args.width, "activation": "relu",
                            "batch_size": args.batch_size,
                            "steps": args.steps, "dataset": ds.name, "dtype": "float32", "optimizer": "adam",

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 from pathlib import Path
+
+from sgtheory.machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rnn_throughput.json"
 VARIANTS = {"tbptt": ("tbptt", {}), "dni": ("dni", {}), "dni-γ1": ("dni", {"target_discount": 1.0}),
@@ -44,22 +44,6 @@ def parse(argv):
     args.rounds = args.rounds or (2 if args.quick else 3)
     return args
 
-
-def machine() -> dict:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-            "gpus": gpus or "none (no GPU visible to JAX in this run)", "platform": platform.platform(),
-            "load_average": list(os.getloadavg())}
 
 
 def main(argv=None) -> int:
@@ -96,7 +80,7 @@ def main(argv=None) -> int:
         by = {r["variant"]: r["sequences_per_second"] for r in rows if r["backend"] == backend}
         if "tbptt" in by:
             ratios[backend] = {f"{n}/tbptt": round(by["tbptt"] / by[n], 3) for n in by if n != "tbptt"}
-    result = {"benchmark": "rnn_throughput", "date": datetime.date.today().isoformat(), "machine": machine(),
+    result = {"benchmark": "rnn_throughput", "date": datetime.date.today().isoformat(), "machine": describe(),
               "command": "python benchmarks/rnn_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "settings": settings.to_dict(), "rows": rows, "cost_ratio_per_sequence": ratios,
               "target": "dni/tbptt <= 1.3 per sequence at the same T",

@@ -21,9 +21,9 @@ Per-pair baselines, each recomputing everything for every pair:
 pairs (marked ``extrapolated`` in the JSON). ``--threads`` limits BLAS threads (use 1 on a shared
 machine for stable numbers). Run from the repository root:
 
-    python benchmarks/similarity_speed.py --threads 1                     # full, all 400 per-pair calls: ~20+ min
-    python benchmarks/similarity_speed.py --threads 1 --baseline-pairs 40 # full size, baselines extrapolated (~6 min)
-    python benchmarks/similarity_speed.py --quick --threads 1             # 2000 x 128, 8 x 8 layers, under a minute
+    python benchmarks/similarity_speed.py --threads 1                     # full, all 400 per-pair calls
+    python benchmarks/similarity_speed.py --threads 1 --baseline-pairs 40 # full size, baselines extrapolated
+    python benchmarks/similarity_speed.py --quick --threads 1             # 2000 x 128, 8 x 8 layers
 """
 
 from __future__ import annotations

@@ -37,13 +37,13 @@ import time
 
 T_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -106,7 +106,7 @@ WARM_REPEATS = 5
 
 def _timed_cold_and_warm(cmd: list[str]) -> dict:
     """Wall seconds of ``cmd`` with an empty compilation cache, then the median of ``WARM_REPEATS`` runs
-    with the cache it left (this shared 2-core machine varies by ±15% from run to run); the warm runs'
+    with the cache it left (a median, because a shared machine's speed varies from run to run); the warm runs'
     fastest and slowest go in too."""
     import statistics
     import subprocess
@@ -170,7 +170,7 @@ def gpu_rows(cfg, steps: int, side: int) -> dict:
 
 def _versions() -> dict:
     """Python and the packages whose speed the ratio depends on (the numpy loop's per-call overhead, JAX's
-    import and compilation: ml_dtypes 0.7.0 alone added 1.3 s to every process)."""
+    import and compilation: ml_dtypes' extension module is a large share of the import, paper_repro.md)."""
     from importlib.metadata import version
 
     return {"python": platform.python_version(),
@@ -183,9 +183,11 @@ def main(argv=None) -> int:
     parser.add_argument("--grid", type=int, default=None, help="N for the N×N sweep (default 128; quick 32)")
     parser.add_argument("--steps", type=int, default=1000, help="steps per configuration (default 1000)")
     parser.add_argument("--dims", default="10,100", help="input dimensions (default 10,100)")
-    parser.add_argument("--numpy-configs", type=int, default=None, help="numpy loop configurations (default 60; quick 4)")
+    parser.add_argument("--numpy-configs", type=int, default=None,
+                        help="numpy loop configurations (default 60; quick 4)")
     parser.add_argument("--gpu-side", type=int, default=1024, help="GPU grid side (default 1024: 2^20 configurations)")
-    parser.add_argument("--out", default=None, help="results file (default benchmarks/results/sweep_throughput[_quick].json)")
+    parser.add_argument("--out", default=None,
+                        help="results file (default benchmarks/results/sweep_throughput[_quick].json)")
     args = parser.parse_args(argv)
     # the committed full result is written only by a full run at the default settings: a quick or custom
     # run goes to the _quick file (or its --out), and may not name the full result as --out
@@ -236,7 +238,8 @@ def main(argv=None) -> int:
         np_rate = n_np * args.steps / t_np
         proc = whole_process(d, grid, args.steps)
         if d == 10:
-            proc.update({f"cli_sweep_{k}": v for k, v in cli_process(grid, args.steps, "--no-theory", "--no-plot").items()})
+            cli_sweep = cli_process(grid, args.steps, "--no-theory", "--no-plot")
+            proc.update({f"cli_sweep_{k}": v for k, v in cli_sweep.items()})
             proc.update({f"cli_full_{k}": v for k, v in cli_process(grid, args.steps).items()})
         rows.append({"dim": d, "configs": n_cfg, "steps": args.steps, "sweep_seconds_incl_compile": round(t_sweep, 3),
                      "sweep_config_steps_per_s": float(f"{sweep_rate:.4g}"), "numpy_configs": n_np,

@@ -17,10 +17,10 @@ Prints a table and writes ``benchmarks/results/train_throughput.json`` (``train_
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
+
+from sgtheory.machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 
@@ -43,21 +43,6 @@ def parse(argv):
     args.rounds = args.rounds or (2 if args.quick else 3)
     return args
 
-
-def machine() -> dict:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-            "gpus": gpus or "none (no GPU visible to JAX in this run)", "platform": platform.platform()}
 
 
 def main(argv=None) -> int:
@@ -102,7 +87,7 @@ def main(argv=None) -> int:
 
     result = {"benchmark": "train_throughput", "date": datetime.date.today().isoformat(),
               "command": " ".join(["python benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
-              "machine": machine(), "settings": {"depth": args.depth, "width": args.width, "activation": "relu",
+              "machine": describe(), "settings": {"depth": args.depth, "width": args.width, "activation": "relu",
                                                  "batchnorm": False, "batch_size": args.batch_size,
                                                  "steps_per_round": args.steps, "rounds": args.rounds,
                                                  "dataset": ds.name, "dtype": "float32", "optimizer": "adam"},

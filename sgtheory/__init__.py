@@ -11,6 +11,7 @@ Subpackages, one concept each:
 - :mod:`sgtheory.plotting`  plot functions and the package style
 - :mod:`sgtheory.cli`       the ``sgtheory`` command line
 - :mod:`sgtheory.settings`  option tables of the analyses and commands; :mod:`sgtheory.testing` pytree assertions
+- :mod:`sgtheory.machine`   the machine, versions and load a benchmark was measured on
 """
 
 from sgtheory.errors import InputError

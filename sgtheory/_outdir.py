@@ -13,8 +13,8 @@ import contextlib
 import os
 import re
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sgtheory import _outlock
 from sgtheory.errors import InputError

@@ -17,7 +17,11 @@ FLAG = "--xla_force_host_platform_device_count"
 
 
 def cores() -> int:
-    """CPU cores this process may run on."""
+    """CPU cores this process may run on.
+
+    Returns:
+        The count, at least 1.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -25,8 +29,14 @@ def cores() -> int:
 
 
 def one_device_per_core() -> bool:
-    """Ask XLA for one CPU device per core, unless JAX is already imported (too late: no change) or
-    ``XLA_FLAGS`` already sets the count (the user's choice wins). Returns whether it set the flag."""
+    """Ask XLA for one CPU device per core.
+
+    Nothing changes when JAX is already imported (too late) or ``XLA_FLAGS`` already sets the count (the
+    user's choice wins).
+
+    Returns:
+        Whether it set the flag.
+    """
     flags = os.environ.get("XLA_FLAGS", "")
     n = cores()
     if "jax" in sys.modules or FLAG in flags or n < 2:

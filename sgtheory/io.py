@@ -19,8 +19,9 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -168,14 +169,34 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> 
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Atomically write a text file."""
+    """Atomically write a text file.
+
+    Args:
+        path: the destination.
+        text: its content.
+
+    Returns:
+        The destination's path.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
 def savez(path: str | os.PathLike, arrays: Mapping[str, Any], *, compressed: bool = True) -> Path:
-    """Atomically write a ``.npz`` of plain numeric arrays (no object arrays: nothing needs pickle)."""
+    """Atomically write a ``.npz`` of plain numeric arrays (no object arrays: nothing needs pickle).
+
+    Args:
+        path: the destination.
+        arrays: name → array.
+        compressed: write a compressed archive.
+
+    Returns:
+        The destination's path.
+
+    Raises:
+        TypeError: an object array (a programming error, not user input).
+    """
     clean = {}
     for k, v in arrays.items():
         a = np.asarray(v)
@@ -188,7 +209,16 @@ def savez(path: str | os.PathLike, arrays: Mapping[str, Any], *, compressed: boo
 
 
 def savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
-    """Atomically save a matplotlib figure; the format comes from ``path``'s suffix."""
+    """Atomically save a matplotlib figure; the format comes from ``path``'s suffix.
+
+    Args:
+        fig: the figure.
+        path: the destination.
+        **kwargs: for ``fig.savefig`` (defaults ``dpi=150``, ``bbox_inches="tight"``).
+
+    Returns:
+        The destination's path.
+    """
     dest = Path(path)
     kwargs.setdefault("dpi", 150)
     kwargs.setdefault("bbox_inches", "tight")
@@ -200,8 +230,15 @@ def savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
 def load_npz(path: str | os.PathLike, *, what: str = "file") -> dict[str, np.ndarray]:
     """Load every array of a ``.npz`` into memory, never unpickling.
 
-    Raises :class:`InputError` for a missing, corrupt or pickled file (one clear message).
-    Key order is kept as stored.
+    Args:
+        path: the file.
+        what: what the file is, for the messages.
+
+    Returns:
+        name → array, in the stored order.
+
+    Raises:
+        InputError: a missing, corrupt or pickled file (one clear message).
     """
     p = Path(path)
     if not p.exists():
@@ -228,7 +265,18 @@ def load_npz(path: str | os.PathLike, *, what: str = "file") -> dict[str, np.nda
 
 
 def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
-    """Read a JSON file, raising :class:`InputError` if it is missing or corrupt."""
+    """Read a JSON file.
+
+    Args:
+        path: the file.
+        what: what the file is, for the messages.
+
+    Returns:
+        The parsed JSON value.
+
+    Raises:
+        InputError: a missing or corrupt file.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{what} {p}: no such file")

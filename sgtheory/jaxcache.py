@@ -19,7 +19,11 @@ OFF = ("0", "off", "false", "no", "none")
 
 
 def cache_dir() -> Path | None:
-    """Where the cache lives, or None when switched off by ``$SGTHEORY_JAX_CACHE``."""
+    """Where the cache lives.
+
+    Returns:
+        The folder, or None when switched off by ``$SGTHEORY_JAX_CACHE``.
+    """
     value = os.environ.get(ENV, "").strip()
     if value.lower() in OFF:
         return None
@@ -30,11 +34,16 @@ def cache_dir() -> Path | None:
 
 
 def enable() -> Path | None:
-    """Point JAX's persistent compilation cache at :func:`cache_dir` (every program, however quick to
-    compile). Call before the first compilation. Before JAX is imported this only sets JAX's own
-    environment variables (``JAX_COMPILATION_CACHE_DIR`` and the two thresholds), which JAX reads when
-    it starts, so a command pays for the JAX import only once it needs JAX (and child processes inherit
-    the cache); afterwards it updates ``jax.config``. Returns the folder, or None if off or unwritable."""
+    """Point JAX's persistent compilation cache at :func:`cache_dir` (every program, however quick to compile).
+
+    Call before the first compilation. Before JAX is imported this only sets JAX's own environment
+    variables (``JAX_COMPILATION_CACHE_DIR`` and the two thresholds), which JAX reads when it starts, so a
+    command pays for the JAX import only once it needs JAX (and child processes inherit the cache);
+    afterwards it updates ``jax.config``.
+
+    Returns:
+        The folder, or None if off or unwritable.
+    """
     path = cache_dir()
     if path is None:
         return None

@@ -22,19 +22,23 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from sgtheory.errors import InputError
-from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.jaxcache import enable as enable_compilation_cache
 from sgtheory.settings import SEED, Setting, add_settings, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def analyses_dir() -> Path:
-    """The ``analyses/`` folder of the source checkout (``$SGTHEORY_ANALYSES`` overrides)."""
+    """The ``analyses/`` folder of the source checkout (``$SGTHEORY_ANALYSES`` overrides).
+
+    Returns:
+        The folder's path (not checked to exist; :func:`available_analyses` does).
+    """
     env = os.environ.get("SGTHEORY_ANALYSES")
     return Path(env) if env else REPO_ROOT / "analyses"
 
@@ -43,12 +47,28 @@ def default_out(quick: bool = False) -> Path:
     """Where figures go by default: ``figures/`` of the checkout, ``figures/quick/`` in quick mode.
 
     Quick-mode outputs are kept apart so they never overwrite the committed full-mode figures.
+
+    Args:
+        quick: the quick mode's folder.
+
+    Returns:
+        The folder's path.
     """
     return REPO_ROOT / "figures" / "quick" if quick else REPO_ROOT / "figures"
 
 
 def available_analyses(folder: Path | None = None) -> dict[str, Path]:
-    """Name -> script path of every analysis (``analyses/*.py`` not starting with ``_``)."""
+    """Name -> script path of every analysis (``analyses/*.py`` not starting with ``_``).
+
+    Args:
+        folder: where to look (default :func:`analyses_dir`).
+
+    Returns:
+        ``{name: path}``, sorted by file name.
+
+    Raises:
+        InputError: the folder does not exist.
+    """
     folder = folder or analyses_dir()
     if not folder.is_dir():
         raise InputError(f"analyses folder {folder} not found (run from a source checkout, or set SGTHEORY_ANALYSES)")
@@ -62,6 +82,10 @@ def guard_script(module_name: str, file: str) -> None:
     script is the main program, Ctrl-C at any later moment (JAX's import and compilation included) exits
     promptly with code 130 and one line (:func:`sgtheory.cli.main.install_process_handlers`); when it is
     imported (tests, ``sgtheory repro`` in-process) nothing happens.
+
+    Args:
+        module_name: the script's ``__name__``.
+        file: the script's ``__file__`` (its name goes into the messages).
     """
     if module_name == "__main__":
         from sgtheory.cli.main import install_process_handlers
@@ -77,7 +101,6 @@ def analysis_main(
     *,
     settings: Iterable[Setting] = (),
     description: str | None = None,
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
     """Parse the standard options and ``settings``, compute (or reload) the data, plot, print a summary.
 
@@ -92,7 +115,6 @@ def analysis_main(
         argv: the arguments (default ``sys.argv[1:]``, and then the script owns the process).
         settings: the analysis' option table (``--seed`` is added to it).
         description: the ``--help`` text.
-        add_arguments: extra argparse options the table cannot express (rare).
 
     Returns:
         the exit code.
@@ -107,8 +129,6 @@ def analysis_main(
                         help="output folder (default: figures/, or figures/quick/ with --quick)")
     parser.add_argument("--replot", action="store_true", help="redraw figures from OUT/data without recomputing")
     add_settings(parser, table)
-    if add_arguments is not None:
-        add_arguments(parser)
     args = parser.parse_args(argv)
     out_arg = args.out if args.out is not None else default_out(args.quick)
 
@@ -141,7 +161,18 @@ def analysis_main(
 def run_analyses(names: list[str], *, quick: bool, out: Path, progress: bool = True) -> list[dict]:
     """Run analysis scripts one after the other, each in its own process (isolated JAX config).
 
-    Returns one record per analysis: name, return code, seconds, and its summary line if any.
+    Args:
+        names: analyses to run, by name (empty: all of them).
+        quick: pass ``--quick`` to each.
+        out: the output folder every script writes into.
+        progress: one line per analysis on stderr.
+
+    Returns:
+        One record per analysis: ``name``, return code ``rc``, ``seconds``, its ``summary`` line (parsed
+        JSON, or None) and, when it failed, the last lines of its stderr (``stderr_tail``).
+
+    Raises:
+        InputError: an unknown analysis name or an unwritable ``out``.
     """
     scripts = available_analyses()
     names = list(names) or list(scripts)

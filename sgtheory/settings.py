@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sgtheory.errors import InputError
 from sgtheory.validate import SEED_LIMIT
@@ -80,7 +81,7 @@ class Setting:
         """The value used when the option is not given."""
         return self.full if (not quick or self.quick is _SAME) else self.quick
 
-    def with_(self, **changes) -> "Setting":
+    def with_(self, **changes) -> Setting:
         """A copy with some fields changed (``full``, ``quick``, ``help``, bounds …)."""
         return replace(self, **changes)
 

@@ -74,7 +74,7 @@ def apply_sg(params: dict, h, y, u=None, *, precision=None):
     Returns:
         SG (m, w).
     """
-    mm = lambda a, b: jnp.matmul(a, b, precision=precision)  # noqa: E731
+    mm = lambda a, b: jnp.matmul(a, b, precision=precision)
     bias = (lambda b: b[None, :]) if u is None else (lambda b: u[:, None] * b[None, :])
     if "A" in params:
         out = mm(h, params["A"]) + bias(params["C"])

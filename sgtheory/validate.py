@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -111,6 +111,46 @@ def seed(value, name: str = "--seed") -> int:
     if not 0 <= v < SEED_LIMIT:
         raise InputError(f"{name}: a seed must be an integer in 0..{SEED_LIMIT - 1}, got {v}")
     return v
+
+
+def seeds(values, name: str = "seeds") -> list[int]:
+    """A non-empty list of random seeds, each checked by :func:`seed`.
+
+    Args:
+        values: one seed or a sequence of seeds.
+        name: the option or argument name used in the messages.
+
+    Returns:
+        The seeds as a list of Python ints, in the given order.
+
+    Raises:
+        InputError: for an empty sequence or any bad seed.
+    """
+    if isinstance(values, np.ndarray):
+        items = values.ravel().tolist()
+    else:
+        items = list(values) if isinstance(values, (list, tuple, range)) else [values]
+    if not items:
+        raise InputError(f"{name}: expected at least one seed, got an empty list")
+    return [seed(v, name) for v in items]
+
+
+def generator(value, name: str = "seed") -> np.random.Generator:
+    """A numpy random generator: ``value`` itself if it is one, else one seeded by :func:`seed`.
+
+    Args:
+        value: a ``np.random.Generator`` or a seed.
+        name: the argument name used in the message.
+
+    Returns:
+        A ``np.random.Generator``.
+
+    Raises:
+        InputError: for a bad seed.
+    """
+    if isinstance(value, np.random.Generator):
+        return value
+    return np.random.default_rng(seed(value, name))
 
 
 def fits_in_memory(n_bytes: float, what: str, *, fraction: float = 0.8) -> float:

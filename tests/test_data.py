@@ -121,7 +121,7 @@ def test_every_split_is_shuffled_once_by_the_seed(tmp_path, rng):
             np.testing.assert_allclose(ds.x_test[:, 0] * 255, ds.y_test * 25, atol=1e-3)
         if root is not None:  # an official split: the same samples whatever the seed, in another order
             assert sorted(other.y_test.tolist()) == sorted(ds.y_test.tolist())
-    with pytest.raises(InputError, match="seed: must be >= 0"):
+    with pytest.raises(InputError, match="seed: a seed must be an integer in 0"):
         load("digits", seed=-1)
 
 

@@ -11,6 +11,7 @@ from sgtheory import linear as L
 from sgtheory.linear import field as F
 from sgtheory.linear import theory as T
 from sgtheory.linear.rules import gradients
+from sgtheory.testing import assert_trees_close, assert_trees_equal
 
 
 def _case(sg, bias, k, seed=0):
@@ -29,7 +30,7 @@ def _case(sg, bias, k, seed=0):
 @functools.partial(jax.jit, static_argnums=0)
 def _autodiff_jit(cfg, pb, state):
     x, unravel = ravel_pytree(state)
-    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]  # noqa: E731
+    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]
     return x, G(x), jax.jacfwd(G)(x)
 
 
@@ -52,17 +53,14 @@ def test_field_and_complex_step_jacobian_equal_autodiff(sg, bias, k):
     # complex step: no subtraction, and its h² remainder (h = 1e-20) is far below round-off
     np.testing.assert_allclose(F.jacobian(cfg, pb, state), D_ref, rtol=1e-11, atol=1e-12)
     back = F.unflatten(state, x)
-    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(state)):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, np.asarray(b))
+    assert_trees_equal(back, state)
 
 
 def test_newton_step_equals_autodiff_newton_and_theory_unchanged():
     cfg, pb, state = _case("cond-linear", True, 2)
     new, res = F.newton(cfg, pb, state)
     ref, ref_res = T._newton_jit(cfg, pb, state)
-    for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(ref)):
-        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-9, atol=1e-12)
+    assert_trees_close(new, ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(res, float(ref_res), atol=1e-12)
     # the linearisation at the closed-form fixed point: numpy field vs the autodiff one
     fixed, r = T.fixed_point(cfg, pb, state)

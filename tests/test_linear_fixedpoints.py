@@ -86,7 +86,7 @@ def test_joint_field_backends_agree_with_autodiff():
                                    L.init(cfg, pb, key=jax.random.PRNGKey(0)))
     field = joint_field(cfg, pb, state)
     x, unravel = ravel_pytree(state)
-    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]  # noqa: E731
+    G = lambda v: ravel_pytree(gradients(cfg, pb, unravel(v)))[0]
     np.testing.assert_allclose(field.value(np.asarray(x)), np.asarray(G(x)), atol=1e-12)
     u, v = rng.standard_normal(x.size), rng.standard_normal(x.size)
     ref = np.asarray(jax.grad(lambda w: jnp.dot(u, jax.jvp(G, (w,), (v,))[1]))(x))

@@ -20,7 +20,7 @@ def _problem(dim, k, seed=0):
 
 
 GPU = jax.default_backend() == "gpu"
-MODES = ["interpret"] + [pytest.param(True, marks=pytest.mark.skipif(not GPU, reason="the compiled kernel needs a GPU"))]
+MODES = ["interpret", pytest.param(True, marks=pytest.mark.skipif(not GPU, reason="the compiled kernel needs a GPU"))]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -113,7 +113,7 @@ def test_every_matrix_product_is_full_precision():
         else:
             problem = pb
         s0 = L.init(cfg, problem, key=jax.random.PRNGKey(0))
-        jaxpr = jax.make_jaxpr(lambda s: L.step(cfg, problem, s, 0.1, 0.1))(s0).jaxpr
+        jaxpr = jax.make_jaxpr(lambda s, cfg=cfg, problem=problem: L.step(cfg, problem, s, 0.1, 0.1))(s0).jaxpr
         precisions = _dot_precisions(jaxpr)
         assert precisions, "no matrix product found"
         highest = jax.lax.Precision.HIGHEST

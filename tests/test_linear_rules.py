@@ -7,9 +7,9 @@ import pytest
 
 from sgtheory import InputError
 from sgtheory import linear as L
-from sgtheory.linear.rules import full_batch, signals
 from sgtheory.linear import sg as linear_sg
-
+from sgtheory.linear.rules import full_batch, signals
+from sgtheory.testing import assert_trees_close, assert_trees_equal
 
 # jitted once per config (Config is hashable): eager JAX would compile every primitive separately
 step = jax.jit(L.step, static_argnums=0, static_argnames=("with_gradients",))
@@ -46,8 +46,7 @@ def test_exact_sg_reproduces_backprop(model, depth, layer, key):
     exact = fit_sg(sg_cfg, pb, state)
     g_sg = gradients(sg_cfg, pb, exact).net
     g_bp = gradients(bp_cfg, pb, L.State(exact.net, ())).net
-    for a, b in zip(jax.tree_util.tree_leaves(g_sg), jax.tree_util.tree_leaves(g_bp)):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert_trees_close(g_sg, g_bp, rtol=1e-9, atol=1e-12)
     assert float(sg_loss(sg_cfg, pb, exact)) < 1e-20
 
 
@@ -128,7 +127,7 @@ def test_minibatch_sgd_needs_key_and_samples(key):
         step(cfg, pb, s0, 0.1, 0.1)
     a = step(cfg, pb, s0, 0.1, 0.1, key=jax.random.PRNGKey(1))
     b = step(cfg, pb, s0, 0.1, 0.1, key=jax.random.PRNGKey(1))
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    assert_trees_equal(a, b)
     with pytest.raises(InputError, match="samples"):
         step(cfg, pb.without_samples(), s0, 0.1, 0.1, key=jax.random.PRNGKey(1))
 

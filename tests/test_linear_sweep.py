@@ -11,6 +11,7 @@ import pytest
 from sgtheory import linear as L
 from sgtheory.cli.main import main
 from sgtheory.linear.sweep import CONVERGED, DIVERGED, NOT_CONVERGED, run_one, scaled
+from sgtheory.testing import assert_trees_equal
 
 
 def _problem(dim=4, n=200):
@@ -45,8 +46,7 @@ def test_init_is_linear_in_scale():
     cfg = L.make_config("deep-linear", depth=2, width=3)
     a = L.init(cfg, pb, key=jax.random.PRNGKey(3), init_scale=0.7)
     b = scaled(L.init(cfg, pb, key=jax.random.PRNGKey(3)), 0.7)
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_array_equal(x, y)
+    assert_trees_equal(a, b)
 
 
 @pytest.mark.parametrize("sg,bias", [("cond-linear", True), ("linear", False), ("none", True)])

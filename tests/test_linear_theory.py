@@ -78,8 +78,9 @@ def test_scalar_boundary_against_simulation():
 def test_deep_linear_theory_predicts_local_simulation():
     # Deep linear, SG at the middle layer: neutral directions (the W_i ↔ W_{i+1} symmetry) are factored
     # out. Started 1e-4 from the fixed point, a run stays within 1e-2 of it where ρ < 1 (slow modes decay
-    # slowly, neutral ones drift) and leaves it (distance > 5e-2) where ρ > 1 (8×8 grid, float64, cells in the ±5% band not counted). Deep nets that
-    # leave may still settle at a flatter fixed point: the theory is about this one.
+    # slowly, neutral ones drift) and leaves it (distance > 5e-2) where ρ > 1 (8×8 grid, float64, cells in
+    # the ±5% band not counted). Deep nets that leave may still settle at a flatter fixed point: the theory
+    # is about this one.
     X, Y = L.datasets.make("teacher", 3, 200, 0, noise=0.5)
     pb = L.from_samples(X, Y).without_samples()
     cfg = L.make_config("deep-linear", depth=2, width=3, sg="cond-linear", sg_layer=2)

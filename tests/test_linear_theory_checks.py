@@ -7,8 +7,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from sgtheory import InputError
-from sgtheory.linear import datasets, from_samples, init, make_config, trajectory
-from sgtheory.linear import critical, surrogate, tracking
+from sgtheory.linear import critical, datasets, from_samples, init, make_config, surrogate, tracking, trajectory
 from sgtheory.linear.rules import forward, full_batch, signals
 
 
@@ -30,7 +29,7 @@ def test_symmetric_sg_is_the_gradient_of_the_implied_loss(sg_params):
 
 def test_implied_loss_gradient_matches_finite_differences(sg_params):
     A, B, C, h, y = sg_params
-    f = lambda hh: float(jnp.sum(surrogate.implied_loss(hh, y, A, B, C)))  # noqa: E731
+    f = lambda hh: float(jnp.sum(surrogate.implied_loss(hh, y, A, B, C)))
     fd = np.zeros_like(h)
     e = 1e-6
     for idx in np.ndindex(h.shape):
@@ -110,7 +109,7 @@ def test_injected_error_within_the_bound_keeps_descent_and_large_error_diverges(
     cfg = make_config("linear", sg="none")
     net0 = init(cfg, pr, key=key).net
     step = jax.jit(lambda net, s: tracking.injected_step(cfg, pr, net, 0.1, s, 0.1, layer=1))
-    loss = lambda net: float(_mse(cfg, pr, net))  # noqa: E731
+    loss = lambda net: float(_mse(cfg, pr, net))
     for scale, should_converge in [(0.9, True), (50.0, False)]:
         net, losses = net0, [loss(net0)]
         for t in range(300):

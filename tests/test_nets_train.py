@@ -11,6 +11,7 @@ from sgtheory.cli.main import main
 from sgtheory.data import load
 from sgtheory.nets import MLPConfig, activations, init_mlp, load_checkpoint, methods, save_checkpoint, train
 from sgtheory.nets.checkpoint import FORMAT_VERSION
+from sgtheory.testing import assert_trees_equal
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,8 @@ def test_training_learns_and_records_metrics(run):
 
 def test_same_seed_same_numbers(digits, run):
     again = train(digits, run.config, "csg", steps=300, batch_size=64, eval_every=150, seed=0, lr=3e-3)
-    for a, b in zip(jax.tree_util.tree_leaves((run.params, run.method_state.learned, run.bn_state)),
-                    jax.tree_util.tree_leaves((again.params, again.method_state.learned, again.bn_state))):
-        assert np.array_equal(a, b)
+    assert_trees_equal((run.params, run.method_state.learned, run.bn_state),
+                       (again.params, again.method_state.learned, again.bn_state))
     assert np.array_equal(run.metrics["test_error"], again.metrics["test_error"])
     other = train(digits, run.config, "csg", steps=150, batch_size=64, eval_every=150, seed=1, lr=3e-3)
     assert not np.array_equal(other.params[0]["W"], again.params[0]["W"])
@@ -58,9 +58,8 @@ def test_checkpoint_round_trip(run, digits, tmp_path):
     save_checkpoint(tmp_path, run, {"note": "test"})
     ck = load_checkpoint(tmp_path / "checkpoint.json")
     assert ck.config == run.config and ck.method.name == "csg" and ck.meta["run"] == {"note": "test"}
-    for a, b in zip(jax.tree_util.tree_leaves((run.params, run.bn_state, run.method_state.learned)),
-                    jax.tree_util.tree_leaves((ck.params, ck.bn_state, ck.method_state.learned))):
-        assert np.array_equal(np.asarray(a), b)
+    assert_trees_equal((run.params, run.bn_state, run.method_state.learned),
+                       (ck.params, ck.bn_state, ck.method_state.learned))
     assert np.array_equal(ck.metrics["test_error"], run.metrics["test_error"])
     acts = activations(tmp_path, digits.x_test)
     assert [a.shape for a in acts] == [(359, 32), (359, 32), (359, 10)]

@@ -12,6 +12,7 @@ from sgtheory.cli.main import main
 from sgtheory.data import load
 from sgtheory.nets import MLPConfig, load_checkpoint, methods, save_population, train, train_population
 from sgtheory.nets.sharding import layout
+from sgtheory.testing import assert_trees_close, assert_trees_equal
 
 COMMON = dict(steps=30, batch_size=32, eval_every=15)
 
@@ -66,10 +67,9 @@ def test_population_checkpoints(pop64, tmp_path):
     assert [m["status"] for m in index["members"]] == ["ok", "ok", "diverged", "diverged"]
     ck = load_checkpoint(tmp_path / "p", member=1)
     assert ck.meta["training"]["seed"] == 9 and ck.meta["training"]["lr"] == 1e-2
-    for a, b in zip(jax.tree_util.tree_leaves((ck.params, ck.bn_state, ck.method_state.learned)),
-                    jax.tree_util.tree_leaves((pop64.member(1).params, pop64.member(1).bn_state,
-                                               pop64.member(1).method_state.learned))):
-        assert np.array_equal(a, b)
+    member = pop64.member(1)
+    assert_trees_equal((ck.params, ck.bn_state, ck.method_state.learned),
+                       (member.params, member.bn_state, member.method_state.learned))
     assert load_checkpoint(tmp_path / "p" / "member-1").meta == ck.meta  # a member folder is a plain checkpoint
     with pytest.raises(InputError, match="population of 4 members"):
         load_checkpoint(tmp_path / "p")
@@ -129,8 +129,7 @@ def test_cli_population_json_has_no_nan(tmp_path, capsys):
                   eval_every=10)
     # float32 (the command's default): equal to the run alone up to float32 round-off (eps 1.2e-7) of
     # weights of order 0.1-1 (bit-identical on the XLA versions tested)
-    for a, b in zip(jax.tree_util.tree_leaves(alone.params), jax.tree_util.tree_leaves(ck.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert_trees_close(alone.params, ck.params, rtol=1e-5, atol=1e-6)
     code, out, err = _run_cli(["--seed", "5", "--out", str(tmp_path / "o")], capsys)  # one run into a population
     assert code == 2 and len(err) == 1 and "population" in err[0]
 

@@ -7,8 +7,19 @@ import pytest
 import scipy.stats
 
 from sgtheory import InputError
-from sgtheory.represent import (ConstantFeatureWarning, bootstrap_ci, cca, linear_cka, minibatch_cka, permutation_test,
-                                pwcca, rbf_cka, rsa, similarity_matrix, svcca)
+from sgtheory.represent import (
+    ConstantFeatureWarning,
+    bootstrap_ci,
+    cca,
+    linear_cka,
+    minibatch_cka,
+    permutation_test,
+    pwcca,
+    rbf_cka,
+    rsa,
+    similarity_matrix,
+    svcca,
+)
 
 PER_PAIR = {
     "linear_cka": linear_cka,

@@ -15,6 +15,7 @@ from sgtheory.rnn.sg import apply_aux, apply_sg
 from sgtheory.rnn.window import Batch, Numbers, Params, Rule
 from sgtheory.rnn.window import init_opt_states as _init_opt_states
 from sgtheory.rnn.window import run_sequence as _run_sequence
+from sgtheory.testing import assert_trees_close
 
 F64 = jnp.float64
 # compiled once per rule and shape (eager calls would recompile every scan body on every call)
@@ -107,8 +108,7 @@ def test_padding_changes_nothing():
     padded = batch._replace(mask=padded_mask, end=np.asarray(9))
     a = run_sequence(_rule(3), params, None, s0, short, _nums(0.1), train=False)
     b = run_sequence(_rule(3), params, None, s0, padded, _nums(0.1), train=False)
-    for x, y in zip(jax.tree_util.tree_leaves(a.grads), jax.tree_util.tree_leaves(b.grads)):
-        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-15)  # same sums, other program
+    assert_trees_close(a.grads, b.grads, rtol=1e-13, atol=1e-15)  # same sums, other program
 
 
 @pytest.mark.parametrize("update", ["window", "sequence"])
@@ -208,8 +208,7 @@ def test_aux_weight_zero_is_dni_and_aux_reaches_the_core():
         b = run_sequence(_rule(3, update="window", has_aux=True, two_pass=True), pb, ob, s0, batch,
                          _nums(0.1, aux=0.0))
         pa, oa, pb, ob = a.params, a.opt_states, b.params, b.opt_states
-    for x, y in zip(jax.tree_util.tree_leaves((pa.core, pa.sg)), jax.tree_util.tree_leaves((pb.core, pb.sg))):
-        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)  # one VJP pull vs two: round-off only
+    assert_trees_close((pa.core, pa.sg), (pb.core, pb.sg), rtol=1e-12, atol=1e-14)  # one VJP pull vs two: round-off
     assert all(float(np.max(np.abs(v))) == 0.0 for v in pb.aux.values())
     aux = {"A": 0.2 * np.eye(spec.state_size), "c": np.zeros(spec.state_size)}
     on = run_sequence(_rule(3, has_aux=True, two_pass=True), Params(core, aux, sg), None, s0, batch,

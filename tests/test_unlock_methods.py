@@ -120,7 +120,7 @@ def _reference_credit(m, cfg, params, x, y, learned, fit_at="input"):
         sg_grads[str(j)] = jax.grad(sg_loss)(sg)
         delta = apply_sg(sg, hidden(params[j - 1], ins[j]), y)
         signals[j - 1] = delta
-        obj = lambda theta, inp, delta=delta: jnp.mean(jnp.sum(delta * hidden(theta, inp), axis=1))  # noqa: E731
+        obj = lambda theta, inp, delta=delta: jnp.mean(jnp.sum(delta * hidden(theta, inp), axis=1))
         grads[j - 1], t = jax.grad(obj, argnums=(0, 1))(params[j - 1], ins[j])
         target = n * t
     for j in range(2, d + 2):

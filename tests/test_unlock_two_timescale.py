@@ -16,6 +16,7 @@ from sgtheory.rnn.cores import zero_state
 from sgtheory.rnn.two_timescale import System, init_params, make_data, noise_floor
 from sgtheory.rnn.two_timescale_train import sweep
 from sgtheory.rnn.window import Batch
+from sgtheory.testing import assert_trees_equal
 
 F64 = jnp.float64
 SYSTEM = System(period=3, ticks=4, vocab=3, a_hidden=5, b_hidden=4, sg_hidden=6)
@@ -68,8 +69,7 @@ def test_bootstrapped_targets_of_the_oracle_are_the_oracle():
 def test_a_fresh_sg_is_no_b_to_a_gradient():
     system, data, params = _setup()
     fresh, none = credit(system, "dni", params, data, 1.0), credit(system, "none", params, data, 1.0)
-    for u, v in zip(jax.tree_util.tree_leaves((fresh.a, fresh.b)), jax.tree_util.tree_leaves((none.a, none.b))):
-        assert np.array_equal(u, v)  # bit for bit: the zero SG adds exact zeros
+    assert_trees_equal((fresh.a, fresh.b), (none.a, none.b))  # bit for bit: the zero SG adds exact zeros
     assert float(fresh.sg_loss) > 0 and any(float(jnp.max(jnp.abs(x))) > 0 for x in jax.tree_util.tree_leaves(fresh.sg))
 
 

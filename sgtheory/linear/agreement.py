@@ -36,8 +36,17 @@ def _dlog(rho: np.ndarray, rates: np.ndarray, axis: int) -> np.ndarray:
 
 
 def in_band(rho: np.ndarray, alphas, betas, *, rel: float = BAND_REL, threshold: float = 1.0) -> np.ndarray:
-    """Boolean (..., A, B): cells within the first-order ±``rel`` band of the boundary ρ = ``threshold``
-    (False where ρ is NaN)."""
+    """Which cells lie within the first-order ±``rel`` band of the boundary ρ = ``threshold``.
+
+    Args:
+        rho: spectral radii (..., A, B) on the log-spaced grid.
+        alphas, betas: the grid's rates (A,) and (B,).
+        rel: the band's relative change in each rate.
+        threshold: the boundary value ρ_c.
+
+    Returns:
+        Boolean (..., A, B), False where ρ is NaN.
+    """
     rho = np.asarray(rho, dtype=np.float64)
     slack = np.log1p(rel) * (np.abs(_dlog(rho, np.asarray(alphas), -2)) + np.abs(_dlog(rho, np.asarray(betas), -1)))
     with np.errstate(invalid="ignore"):
@@ -56,9 +65,15 @@ def _summary(counted: np.ndarray, mismatch: np.ndarray, n_cells: int, rel: float
 def score(prediction, status: np.ndarray, *, rel: float = BAND_REL) -> dict:
     """Agreement and coverage of a three-way ``prediction`` against the sweep's ``status`` (S, I, A, B).
 
-    Returns the :func:`_summary` numbers (``agreement`` (None without counted cells), ``coverage``,
-    ``n_counted``, ``n_mismatch``, ``band``), ``n_undetermined``, ``n_band``, and the arrays ``mismatch``
-    and ``counted`` (bool, like ``status``).
+    Args:
+        prediction: a :class:`~sgtheory.linear.predict.Prediction` on the sweep's grid.
+        status: the sweep's status codes (S, I, A, B).
+        rel: the band's relative change in each rate (:func:`in_band`).
+
+    Returns:
+        A dict: ``agreement`` (None without counted cells), ``coverage``, ``n_counted``, ``n_mismatch``,
+        ``band`` (its description), ``n_undetermined``, ``n_band``, and the arrays ``mismatch`` and
+        ``counted`` (bool, like ``status``).
     """
     from sgtheory.linear.rule import growth_threshold
 
@@ -79,10 +94,16 @@ def score(prediction, status: np.ndarray, *, rel: float = BAND_REL) -> dict:
 def theory_agreement(status: np.ndarray, rho: np.ndarray, alphas, betas, *, rel: float = BAND_REL) -> dict:
     """Agreement of the two-way "ρ < 1" with "not diverged" over the counted cells (every cell decided).
 
-    ``status`` (..., A, B) from a sweep (every leading slice is compared with the same ``rho`` (A, B)).
-    Returns ``agreement`` (None without counted cells, with a ``status`` saying so), ``coverage``
-    (= counted fraction), ``counted_fraction``, ``n_counted``, ``n_mismatch``, the ``band`` description
-    and ``mismatch`` (bool, like ``status``; False off-count).
+    Args:
+        status: sweep status codes (..., A, B); every leading slice is compared with the same ``rho``.
+        rho: the theory's spectral radii (A, B).
+        alphas, betas: the grid's rates (A,) and (B,).
+        rel: the band's relative change in each rate (:func:`in_band`).
+
+    Returns:
+        A dict: ``agreement`` (None without counted cells, with a ``status`` saying so), ``coverage``
+        (= counted fraction), ``counted_fraction``, ``n_counted``, ``n_mismatch``, the ``band``
+        description and ``mismatch`` (bool, like ``status``; False off-count).
     """
     status = np.asarray(status)
     band = in_band(rho, alphas, betas, rel=rel)

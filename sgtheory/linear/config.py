@@ -105,7 +105,20 @@ class Config:
 
 
 def make_config(model: str = "linear", *, depth: int = 0, width: int = 10, **kwargs) -> Config:
-    """A :class:`Config` with ``depth`` hidden layers of equal ``width`` (``depth`` must be 0 for linear)."""
+    """A :class:`Config` with ``depth`` hidden layers of equal ``width``.
+
+    Args:
+        model: ``"linear"`` (``depth`` must be 0) or ``"deep-linear"``.
+        depth: hidden layers, ≥ 0.
+        width: units of every hidden layer, ≥ 1.
+        **kwargs: the other :class:`Config` fields (``loss``, ``sg``, ``sg_layer``, ``bias``, ...).
+
+    Returns:
+        The :class:`Config`.
+
+    Raises:
+        InputError: a bad depth or width, or hidden layers asked of the linear model.
+    """
     depth = int_in_range(depth, "depth", lo=0)
     if model == "linear" and depth:
         raise InputError(f"depth {depth}: model linear has no hidden layers (use model deep-linear)")

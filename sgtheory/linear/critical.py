@@ -38,7 +38,16 @@ def _norm(tree) -> jnp.ndarray:
 
 
 def bp_gradient_norm(config: Config, problem, state: State) -> jnp.ndarray:
-    """‖∂L/∂θ‖ of the original problem (true loss, all model layers, by autodiff); SG modules ignored."""
+    """‖∂L/∂θ‖ of the original problem (true loss, all model layers, by autodiff); SG modules ignored.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+
+    Returns:
+        The norm, a scalar array.
+    """
     return _norm(jax.grad(lambda net: loss(config, problem, State(net, state.sg)))(state.net))
 
 
@@ -46,6 +55,14 @@ def joint_gradient_norm(config: Config, problem, state: State) -> tuple[jnp.ndar
     """Norms of the joint vector field at ``state``: (model part ‖SG·∂h/∂θ‖, SG part ‖∂L_SG/∂ψ‖).
 
     Both are zero exactly at a fixed point of the learning rule's update map, for any rates α, β > 0.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to evaluate the field.
+
+    Returns:
+        ``(model_norm, sg_norm)``, scalar arrays.
     """
     g = gradients(config, problem, state)
     return _norm(g.net), _norm(g.sg)
@@ -56,7 +73,15 @@ def solve_top_layer(config: Config, problem, state: State) -> State:
 
     With the layers below of full rank (an invertible square stack, as at a random init) this is a
     global minimum of the MSE loss, hence a critical point of the original problem, reached in closed
-    form (no training). The other layers are kept.
+    form (no training).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters; all but the last layer are kept.
+
+    Returns:
+        The new :class:`~sgtheory.linear.rules.State`.
     """
     if config.loss != "mse":
         raise InputError("solve_top_layer: closed form only for the MSE loss")
@@ -74,10 +99,19 @@ def solve_top_layer(config: Config, problem, state: State) -> State:
 def critical_state(config: Config, problem, *, key, init_scale=1.0, where: str = "optimum") -> State:
     """(θ*, SG*): a critical point of the original MSE problem with every SG module refitted there.
 
-    ``where``: ``"optimum"`` (random layers below, least-squares top layer: a global minimum) or
-    ``"zero"`` (every weight and hidden bias zero, the output bias at the mean target: a saddle of a
-    deep linear net; needs hidden layers). SG* comes from
-    :func:`sgtheory.linear.rules.fit_sg` (exact for MSE with a cond-linear SG).
+    SG* comes from :func:`sgtheory.linear.rules.fit_sg` (exact for MSE with a cond-linear SG).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        key: the JAX PRNG key of the random layers.
+        init_scale: their scale (as :func:`sgtheory.linear.rules.init`).
+        where: ``"optimum"`` (random layers below, least-squares top layer: a global minimum) or ``"zero"``
+            (every weight and hidden bias zero, the output bias at the mean target: a saddle of a deep
+            linear net; needs hidden layers).
+
+    Returns:
+        The :class:`~sgtheory.linear.rules.State`.
     """
     state = init(config, problem, key=key, init_scale=init_scale)
     if where == "optimum":
@@ -104,10 +138,23 @@ class Drift(NamedTuple):
 
 
 def drift(config: Config, problem, state: State, alpha, beta, steps: int, *, every: int = 1, key=None) -> Drift:
-    """Run the joint dynamics from ``state`` and record how far model and SG parameters move."""
+    """Run the joint dynamics from ``state`` and record how far model and SG parameters move.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the start.
+        alpha, beta: the model's and the SG modules' learning rates.
+        steps: updates to run (a multiple of ``every``).
+        every: record every this many steps.
+        key: required for minibatch SGD.
+
+    Returns:
+        The :class:`Drift`.
+    """
     tr = trajectory(config, problem, state, alpha, beta, steps, every=every, key=key, record_states=True)
     flat0_net, flat0_sg = ravel_pytree(state.net)[0], ravel_pytree(state.sg)[0]
-    dist = lambda tree, ref: jnp.linalg.norm(ravel_pytree(tree)[0] - ref)  # noqa: E731
+    dist = lambda tree, ref: jnp.linalg.norm(ravel_pytree(tree)[0] - ref)
     d_net = jax.vmap(lambda s: dist(s.net, flat0_net))(tr.states)
     d_sg = jax.vmap(lambda s: dist(s.sg, flat0_sg))(tr.states)
     return Drift(tr.t, d_net, d_sg, tr.loss)

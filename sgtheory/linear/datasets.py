@@ -25,13 +25,21 @@ import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seed as _seed
 
 DATASETS = ("teacher", "blobs", "xor", "correlated")
 TARGETS = ("regression", "classes")
 
 
 def target_for_loss(loss: str) -> str:
-    """The target kind a loss trains on: ``"regression"`` for ``"mse"``, ``"classes"`` for ``"log"``."""
+    """The target kind a loss trains on: ``"regression"`` for ``"mse"``, ``"classes"`` for ``"log"``.
+
+    Args:
+        loss: ``"mse"`` or ``"log"``.
+
+    Returns:
+        The ``target`` argument of :func:`make`.
+    """
     return {"mse": "regression", "log": "classes"}[choice(loss, "loss", ("mse", "log"))]
 
 
@@ -81,17 +89,29 @@ _MAKERS = {"teacher": _teacher, "blobs": _blobs, "xor": _xor, "correlated": _cor
 def make(name: str, dim: int, n: int, seed: int = 0, *, target: str = "regression", noise: float | None = None):
     """Draw ``n`` samples of data set ``name`` in ``dim`` dimensions.
 
-    Returns ``X`` (n, dim) and ``Y`` (n, 1), float64. ``target="regression"`` gives real targets (MSE),
-    ``"classes"`` 0/1 labels (log loss). The data set's fixed parts (teacher, blob centres, rotation)
-    are drawn from ``seed`` too, so one seed is one data set. ``noise`` overrides the data set's noise
-    level (teacher 0.1 and correlated 0.3: target noise std; blobs 1.0 and xor 0.35: cluster std).
-    Unknown names raise :class:`InputError`.
+    The data set's fixed parts (teacher, blob centres, rotation) are drawn from ``seed`` too, so one seed
+    is one data set.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        dim: input dimension, ≥ 1.
+        n: samples, ≥ 1.
+        seed: an integer in 0 .. 2**32 − 1.
+        target: ``"regression"`` (real targets, for MSE) or ``"classes"`` (0/1 labels, for log loss).
+        noise: overrides the data set's noise level (teacher 0.1 and correlated 0.3: target noise std;
+            blobs 1.0 and xor 0.35: cluster std).
+
+    Returns:
+        ``(X (n, dim), Y (n, 1))``, float64.
+
+    Raises:
+        InputError: an unknown name or target, a bad size, noise or seed.
     """
     choice(name, "dataset", DATASETS)
     choice(target, "target", TARGETS)
     dim = int_in_range(dim, "dim", lo=1)
     n = int_in_range(n, "n", lo=1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     kw = {} if noise is None else {"noise": positive(noise, "noise")}
     X, reg, cls = _MAKERS[name](rng, dim, n, **kw)
     Y = reg if target == "regression" else cls
@@ -101,7 +121,13 @@ def make(name: str, dim: int, n: int, seed: int = 0, *, target: str = "regressio
 def plot_datasets(*, n: int = 400, seed: int = 0, axes=None):
     """Scatter the 2-D versions of the four data sets (colour = class, or the regression target).
 
-    Returns the figure. ``axes`` is an optional array of at least 4 axes.
+    Args:
+        n: samples per data set.
+        seed: the data sets' seed (:func:`make`).
+        axes: an optional array of at least 4 axes (default: a new figure).
+
+    Returns:
+        The figure.
     """
     from sgtheory.plotting import get_ax, style
 

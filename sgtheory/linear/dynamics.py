@@ -6,7 +6,7 @@ the parameters. Everything is pure and jit-able; rates are data.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,7 @@ class Trajectory(NamedTuple):
     t: jnp.ndarray
     loss: jnp.ndarray
     sg_loss: jnp.ndarray
-    states: Optional[State]
+    states: State | None
     final: State
 
 
@@ -36,8 +36,18 @@ def trajectory(config: Config, problem, state: State, alpha, beta, steps: int, *
                every: int = 1, record_states: bool = False) -> Trajectory:
     """Run ``steps`` discrete updates of :func:`sgtheory.linear.rules.step`, recording every ``every``.
 
-    ``key`` is required for minibatch SGD; step t uses ``fold_in(key, t)``. Returns a :class:`Trajectory`
-    with steps//every + 1 records (t = 0, every, ..., steps).
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the start.
+        alpha, beta: the model's and the SG modules' learning rates.
+        steps: updates to run (a multiple of ``every``).
+        key: required for minibatch SGD; step t uses ``fold_in(key, t)``.
+        every: record every this many steps.
+        record_states: also keep the recorded states.
+
+    Returns:
+        A :class:`Trajectory` with ``steps // every + 1`` records (t = 0, every, ..., steps).
     """
     steps = int_in_range(steps, "steps", lo=0)
     every = int_in_range(every, "every", lo=1)
@@ -56,7 +66,7 @@ def trajectory(config: Config, problem, state: State, alpha, beta, steps: int, *
 
     first = _record(config, problem, state, record_states)
     final, recs = jax.lax.scan(chunk, state, jnp.arange(steps // every))
-    cat = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+    cat = lambda a, b: jnp.concatenate([a[None], b])
     states = jax.tree_util.tree_map(cat, first[2], recs[2]) if record_states else None
     return Trajectory(jnp.arange(steps // every + 1) * every, cat(first[0], recs[0]), cat(first[1], recs[1]),
                       states, final)
@@ -66,8 +76,20 @@ def flow(config: Config, problem, state: State, t_end: float, *, ratio=1.0, dt: 
          every: int = 10, record_states: bool = False) -> Trajectory:
     """The gradient-flow limit dθ/dt = −∂θ, dψ/dt = −ratio·∂ψ (α, β → 0 with β/α = ``ratio``), by RK4.
 
-    Time t corresponds to t/α discrete steps. ``dt`` is the RK4 step; records every ``every`` RK4 steps.
-    Full batch, fixed-rate SG only.
+    Time t corresponds to t/α discrete steps. Full batch, fixed-rate SG only.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the start.
+        t_end: the flow time to integrate to.
+        ratio: β/α.
+        dt: the RK4 step.
+        every: record every this many RK4 steps.
+        record_states: also keep the recorded states.
+
+    Returns:
+        A :class:`Trajectory` whose ``t`` are flow times.
     """
     if config.batch_size is not None or config.sg_step != "fixed":
         raise InputError("flow: needs full-batch updates with a fixed-rate SG step")
@@ -96,7 +118,7 @@ def flow(config: Config, problem, state: State, t_end: float, *, ratio=1.0, dt: 
 
     first = _record(config, problem, state, record_states)
     final, recs = jax.lax.scan(chunk, state, None, length=n // every)
-    cat = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+    cat = lambda a, b: jnp.concatenate([a[None], b])
     states = jax.tree_util.tree_map(cat, first[2], recs[2]) if record_states else None
     return Trajectory(jnp.arange(n // every + 1) * every * dt, cat(first[0], recs[0]), cat(first[1], recs[1]),
                       states, final)

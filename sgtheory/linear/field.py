@@ -30,7 +30,14 @@ COMPLEX_STEP = 1e-20
 
 
 def applicable(config: Config) -> bool:
-    """Whether this module evaluates ``config``'s field (the whole-grid case)."""
+    """Whether this module evaluates ``config``'s field (the whole-grid case).
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True where :func:`field` and the others apply.
+    """
     return _grid.applicable(config)
 
 
@@ -44,12 +51,27 @@ def _layout(config: Config, state) -> list[tuple[str, tuple]]:
 
 
 def flatten(state) -> np.ndarray:
-    """The state as a float64 vector in ``ravel_pytree`` order (no JAX program)."""
+    """The state as a float64 vector in ``ravel_pytree`` order (no JAX program).
+
+    Args:
+        state: a :class:`~sgtheory.linear.rules.State`.
+
+    Returns:
+        The vector (n,).
+    """
     return np.concatenate([np.asarray(v, np.float64).ravel() for v in jax.tree_util.tree_leaves(state)])
 
 
 def unflatten(state, x: np.ndarray):
-    """A state like ``state`` (same tree, shapes and dtypes; numpy leaves) holding the vector ``x``."""
+    """A state like ``state`` (same tree, shapes and dtypes; numpy leaves) holding the vector ``x``.
+
+    Args:
+        state: the layout.
+        x: the values (n,) in ``ravel_pytree`` order.
+
+    Returns:
+        The new state.
+    """
     leaves, tree = jax.tree_util.tree_flatten(state)
     sizes = np.cumsum([math.prod(np.shape(v)) for v in leaves])[:-1]
     parts = np.split(np.asarray(x, np.float64), sizes)
@@ -57,8 +79,17 @@ def unflatten(state, x: np.ndarray):
 
 
 def field(config: Config, problem, state):
-    """``G``: flat states (n, C) -> the joint field G at each of the C columns (n, C), numpy, any dtype
-    numpy multiplies (float64, complex128). ``state`` gives the layout only."""
+    """The joint field G as a numpy function of flat states.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: a state giving the layout only (tree, shapes).
+
+    Returns:
+        ``G``: flat states (n, C) -> the field at each of the C columns (n, C), numpy, in any dtype numpy
+        multiplies (float64, complex128).
+    """
     mom = _grid.moments(problem, config.bias, np.float64, xp=np)
     layout = _layout(config, state)
     sizes = np.cumsum([math.prod(shape) for _, shape in layout])[:-1]
@@ -79,17 +110,44 @@ def _jacobian(G, x: np.ndarray) -> np.ndarray:
 
 
 def residual(config: Config, problem, state) -> float:
-    """‖G(x)‖ at ``state``."""
+    """‖G(x)‖ at ``state``.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to evaluate the field.
+
+    Returns:
+        The norm.
+    """
     return float(np.linalg.norm(field(config, problem, state)(flatten(state)[:, None])))
 
 
 def jacobian(config: Config, problem, state) -> np.ndarray:
-    """DG at ``state``, (n, n) float64, by the complex step (module docstring)."""
+    """DG at ``state`` by the complex step (module docstring).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to differentiate.
+
+    Returns:
+        DG (n, n), float64.
+    """
     return _jacobian(field(config, problem, state), flatten(state))
 
 
 def newton(config: Config, problem, state):
-    """One minimum-norm Newton step x ← x − DG⁺G and ‖G‖ after it (as :func:`sgtheory.linear.theory`'s)."""
+    """One minimum-norm Newton step x ← x − DG⁺G (as :func:`sgtheory.linear.theory`'s).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the current point.
+
+    Returns:
+        ``(new_state, residual)``: the stepped state and ‖G‖ there.
+    """
     x, G = flatten(state), field(config, problem, state)
     new = unflatten(state, x - np.linalg.lstsq(_jacobian(G, x), G(x[:, None])[:, 0], rcond=1e-10)[0])  # DG⁺G
     return new, float(np.linalg.norm(G(flatten(new)[:, None])))  # at the state as stored (its dtype)

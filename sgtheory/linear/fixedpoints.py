@@ -248,7 +248,8 @@ def flattest(field: JointField, x_star, *, ratio: float = 1.0, max_iter: int = 3
     U, sv, Vt = _svd(scale[:, None] * D)
     S0 = S = float(sv[0])
     t, it = None, 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:  # ``it`` counts the iterations begun, reported in the result
+        it += 1
         neutral = sv <= neutral_rtol * max(sv[0], 1e-300)
         N = Vt[neutral].T  # tangent basis (n, m)
         if N.shape[1] == 0:

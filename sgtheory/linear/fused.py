@@ -14,9 +14,8 @@ used only for small problems (:func:`applicable`); larger ones are matrix-produc
 ``mode="interpret"`` runs the same kernel through Pallas' interpreter (any backend; slow), which is how
 the CPU test suite checks it; the compiled kernel is tested on a GPU by the same tests.
 
-Measured on an H100 (2^20 configurations × 1,000 steps, d = 10, float32): 6.2e10 config-steps/s for the
-kernel (every block size from 64 to 1,024 configurations and 1–8 warps within 6% of each other), against
-3.7e9 for the XLA scan; see ``benchmarks/sweep_throughput.py``.
+Keeping the state in registers removes the per-step memory traffic that bounds the XLA scan on a GPU;
+the block size and warp count matter little (``benchmarks/sweep_throughput.py`` and its GPU results).
 """
 
 from __future__ import annotations
@@ -37,7 +36,11 @@ NUM_WARPS = 4
 
 def available() -> bool:
     """Whether this JAX has Pallas' Triton backend (deprecated in JAX 0.11 in favour of Mosaic GPU; when
-    it is gone, ``kernel="auto"`` falls back to XLA)."""
+    it is gone, ``kernel="auto"`` falls back to XLA).
+
+    Returns:
+        True if the kernel can be built.
+    """
     import importlib.util
 
     try:
@@ -47,8 +50,16 @@ def available() -> bool:
 
 
 def applicable(config: Config, d_rows: int, k: int) -> bool:
-    """Whether the fused kernel implements ``config`` on a problem with ``d_rows`` rows of θ (inputs,
-    plus one for the bias) and ``k`` outputs."""
+    """Whether the fused kernel implements ``config`` on a problem of this size.
+
+    Args:
+        config: the model and its rule.
+        d_rows: rows of θ (inputs, plus one for the bias).
+        k: outputs.
+
+    Returns:
+        True where :func:`scan` applies.
+    """
     return _grid.applicable(config) and d_rows <= MAX_ROWS and k <= MAX_OUTPUTS
 
 
@@ -198,13 +209,23 @@ def _size(shape):
 
 def scan(config: Config, mom: dict, g0: dict, alphas, betas, *, steps: int, tol: float, blowup: float,
          mode: str = "pallas", block: int = BLOCK, num_warps: int = NUM_WARPS):
-    """All ``steps`` + 1 passes of the sweep's scan for C configurations (configuration axis last in
-    ``g0``'s leaves, as in :mod:`sgtheory.linear.grid`) in one kernel. ``mode``: ``"pallas"`` (compiled
-    for the GPU) or ``"interpret"`` (through Pallas' interpreter, any backend). Returns the final grid
-    state and (frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step), each (C,).
+    """All ``steps`` + 1 passes of the sweep's scan for C configurations in one kernel.
 
     (The same row-wise loop written as ordinary XLA operations is no use on a CPU: it compiles and runs
-    slower than the grid path, see ``benchmarks/sweep_throughput.py``.)"""
+    slower than the grid path, see ``benchmarks/sweep_throughput.py``.)
+
+    Args:
+        config: the model and its rule (:func:`applicable`).
+        mom: the problem's moments (:func:`sgtheory.linear.grid.moments`).
+        g0: the start grid state, configuration axis last (:mod:`sgtheory.linear.grid`).
+        alphas, betas: the rates (C,).
+        steps, tol, blowup: as in :func:`sgtheory.linear.sweep.run_grid`.
+        mode: ``"pallas"`` (compiled for the GPU) or ``"interpret"`` (Pallas' interpreter, any backend).
+        block, num_warps: configurations per program and warps per program.
+
+    Returns:
+        The final grid state and (frozen, r_0, r_{T/2}, r_T, steps to tolerance, frozen-at step), each (C,).
+    """
     d, k = mom["R"].shape
     layout = _layout(config, d, k)
     n = alphas.shape[0]
@@ -225,7 +246,7 @@ def _pallas_rows(config, d, k, layout, mvec, offsets, g0, alphas, betas, *, step
     then frozen, r_0, hit, frozen-at, r_{T/2}, r_T), each (C,)."""
     n = alphas.shape[0]
     n_pad = -(-n // block) * block
-    pad = lambda v: jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, n_pad - n)], mode="edge")  # noqa: E731
+    pad = lambda v: jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, n_pad - n)], mode="edge")
     rows = [r for name, shape in layout for r in pad(g0[name].reshape(_size(shape), n))]
     vec = jax.ShapeDtypeStruct((n_pad,), alphas.dtype)
     ivec = jax.ShapeDtypeStruct((n_pad,), jnp.int32)

@@ -26,13 +26,30 @@ from sgtheory.linear.precision import einsum, mm
 
 
 def applicable(config: Config) -> bool:
-    """Whether :func:`gradients` implements ``config``'s rule (the case of the module docstring)."""
+    """Whether :func:`gradients` implements ``config``'s rule (the case of the module docstring).
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True where the whole-grid update applies.
+    """
     return (config.model == "linear" and config.loss == "mse" and config.sg in ("none", "linear", "cond-linear")
             and config.sg_step == "fixed" and config.batch_size is None and not config.uses_samples)
 
 
 def moments(problem, bias: bool, dtype, xp=jnp) -> dict:
-    """Σ (d', d'), R (d', k), m (d',), Syy (k, k), my (k,) with x̃ = (x, 1) when ``bias`` (traceable)."""
+    """The moments the grid update reads, with x̃ = (x, 1) when ``bias`` (traceable).
+
+    Args:
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        bias: append the constant input.
+        dtype: the arrays' dtype.
+        xp: the array module (see the module docstring).
+
+    Returns:
+        ``{"Sig": Σ (d', d'), "R": (d', k), "m": (d',), "Syy": (k, k), "my": (k,)}``.
+    """
     Sxx, Sxy, Syy, mx, my = (xp.asarray(a, dtype) for a in (problem.Sxx, problem.Sxy, problem.Syy,
                                                               problem.mx, problem.my))
     if bias:
@@ -44,7 +61,15 @@ def moments(problem, bias: bool, dtype, xp=jnp) -> dict:
 
 
 def to_grid(config: Config, states) -> dict:
-    """Config-first vmapped States (leading axis C) -> the config-last grid state."""
+    """Config-first vmapped States (leading axis C) -> the config-last grid state.
+
+    Args:
+        config: the model and its rule.
+        states: C :class:`~sgtheory.linear.rules.State` stacked along a leading axis.
+
+    Returns:
+        The grid state (a dict of arrays, configuration axis last).
+    """
     net = states.net[0]
     theta = net["W"] if not config.bias else jnp.concatenate([net["W"], net["b"][:, None, :]], axis=1)
     grid = {"theta": jnp.moveaxis(theta, 0, -1)}
@@ -74,7 +99,17 @@ def _shared(M, a, xp=jnp):
 
 
 def gradients(config: Config, mom: dict, g: dict, xp=jnp) -> dict:
-    """The rule's gradients at grid state ``g`` (same keys and shapes); ``xp``: see the module docstring."""
+    """The rule's gradients at grid state ``g``.
+
+    Args:
+        config: the model and its rule (:func:`applicable`).
+        mom: the problem's moments (:func:`moments`).
+        g: the grid state, configuration axis last.
+        xp: the array module (see the module docstring).
+
+    Returns:
+        The gradients, the same keys and shapes as ``g``.
+    """
     theta = g["theta"]
     R, m = mom["R"], mom["m"]
     d, k = R.shape
@@ -105,7 +140,15 @@ def gradients(config: Config, mom: dict, g: dict, xp=jnp) -> dict:
 
 
 def loss(mom: dict, theta):
-    """½ E‖x̃θ − y‖² per configuration, (C,)."""
+    """½ E‖x̃θ − y‖² per configuration.
+
+    Args:
+        mom: the problem's moments (:func:`moments`).
+        theta: the grid's θ (d', k, C).
+
+    Returns:
+        The losses (C,).
+    """
     Q = _shared(mom["Sig"], theta)
     return 0.5 * (jnp.trace(mom["Syy"]) - 2 * einsum("ikc,ik->c", theta, mom["R"])
                   + einsum("ikc,ikc->c", theta, Q))

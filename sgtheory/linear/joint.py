@@ -27,7 +27,14 @@ from sgtheory.linear.rules import State, gradients
 
 
 def model_mask(state: State) -> np.ndarray:
-    """Boolean (n,): True on the model's entries of the flattened state (ravel order: net, then sg)."""
+    """Which entries of the flattened state are the model's (ravel order: net, then sg).
+
+    Args:
+        state: a :class:`~sgtheory.linear.rules.State`.
+
+    Returns:
+        Boolean (n,), True on the model's entries.
+    """
     leaves = jax.tree_util.tree_leaves
     return np.concatenate([np.ones(np.size(v), bool) for v in leaves(state.net)]
                           + [np.zeros(np.size(v), bool) for v in leaves(state.sg)])
@@ -40,7 +47,7 @@ def _values_jit(config: Config, problem, X, unravel):
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _jacobians_jit(config: Config, problem, X, unravel):
-    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]  # noqa: E731
+    G = lambda v: ravel_pytree(gradients(config, problem, unravel(v)))[0]
     return jax.vmap(jax.jacfwd(G), in_axes=1)(X)
 
 
@@ -60,7 +67,7 @@ def _flow_jit(config: Config, problem, X, scale, unravel, etas, steps):
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
 def _bilinear_grad_jit(config: Config, problem, x, u, v, unravel):
-    G = lambda w: ravel_pytree(gradients(config, problem, unravel(w)))[0]  # noqa: E731
+    G = lambda w: ravel_pytree(gradients(config, problem, unravel(w)))[0]
     return jax.grad(lambda w: jax.numpy.dot(u, jax.jvp(G, (w,), (v,))[1]))(x)
 
 
@@ -172,7 +179,16 @@ class JointField:
 
 
 def joint_field(config: Config, problem, like: State) -> JointField:
-    """The :class:`JointField` of ``config`` on ``problem`` for states shaped like ``like``."""
+    """The :class:`JointField` of ``config`` on ``problem`` for states shaped like ``like``.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        like: a :class:`~sgtheory.linear.rules.State` (only its tree, shapes and dtypes are read).
+
+    Returns:
+        The :class:`JointField`.
+    """
     return JointField(config, problem, like)
 
 

@@ -68,7 +68,18 @@ def _logistic(problem, bias: bool) -> Optimum:
 
 
 def optimum(config: Config, problem) -> Optimum:
-    """The optimum of the original problem for ``config``'s loss and bias (end-to-end map; see module doc)."""
+    """The optimum of the original problem for ``config``'s loss and bias (end-to-end map; see module doc).
+
+    Args:
+        config: the model (its loss, bias and hidden widths).
+        problem: the :class:`~sgtheory.linear.problems.Problem` (samples needed for log loss).
+
+    Returns:
+        The :class:`Optimum`.
+
+    Raises:
+        InputError: a hidden layer narrower than min(d, k) (the end-to-end optimum does not apply).
+    """
     if config.widths and min(config.widths) < min(problem.d, problem.k):
         raise InputError(f"optimum: hidden width {min(config.widths)} is a bottleneck narrower than "
                          f"min(d, k) = {min(problem.d, problem.k)}; the end-to-end optimum does not apply")

@@ -40,6 +40,7 @@ from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import init
 from sgtheory.linear.sweep import _initial_states, scaled
 from sgtheory.validate import choice, int_in_range, positive_list
+from sgtheory.validate import seeds as _seeds
 
 METHODS = ("three-way", "single-point")
 FLOW_STEPS = 20000  # the trajectory of each flow limit (flow_limit's default)
@@ -125,7 +126,14 @@ class Prediction(NamedTuple):
 
 
 def no_claim(config: Config) -> str | None:
-    """Why the theory makes no claim about ``config`` (None where it does)."""
+    """Why the theory makes no claim about ``config``.
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        The reason, or None where the theory does make a claim.
+    """
     if config.sg == "mlp":
         return "no claim: an MLP SG (ReLU) has no smooth linearisation the rule could read"
     if config.sg_step != "fixed":
@@ -142,9 +150,7 @@ def _empty(shape, fill, dtype=np.float64):
 def _grid(alphas, betas, seeds, init_scales, steps, method):
     alphas = positive_list(np.atleast_1d(np.asarray(alphas, dtype=float)).tolist(), "alphas")
     betas = positive_list(np.atleast_1d(np.asarray(betas, dtype=float)).tolist(), "betas")
-    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], np.int64)
-    if seeds.size == 0:
-        raise InputError("seeds: empty list")
+    seeds = np.asarray(_seeds(seeds, "seeds"), np.int64)
     scales = positive_list(np.atleast_1d(np.asarray(init_scales, dtype=float)).tolist(), "init_scales")
     return alphas, betas, seeds, scales, int_in_range(steps, "steps", lo=1), choice(method, "method", METHODS)
 
@@ -164,9 +170,19 @@ def _check_float64(problem):
 
 
 def ratio_classes(alphas, betas, max_ratios: int = MAX_RATIOS):
-    """Representative ratios r = β/α of an (A, B) grid and each cell's class (A, B): the distinct ratios
-    (:func:`sgtheory.linear.theory.rate_eigenvalues` groups them the same way) or, when there are more than
-    ``max_ratios``, ``max_ratios`` log-spaced ones with each cell in the nearest."""
+    """Representative ratios r = β/α of an (A, B) grid and each cell's class.
+
+    The classes are the distinct ratios (:func:`sgtheory.linear.theory.rate_eigenvalues` groups them the
+    same way) or, when there are more than ``max_ratios``, ``max_ratios`` log-spaced ones with each cell in
+    the nearest.
+
+    Args:
+        alphas, betas: the grid's rates (A,) and (B,).
+        max_ratios: the most representatives.
+
+    Returns:
+        ``(ratios, label)``: the representative ratios and each cell's index into them (A, B).
+    """
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     ratios, label = _theory._ratio_classes(A.ravel(), B.ravel())
     if ratios.size > max_ratios:

@@ -19,7 +19,7 @@ Non-linear quantities (log loss, an MLP synthetic gradient, minibatches) need th
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +44,8 @@ class Problem(NamedTuple):
     rows_x: jnp.ndarray
     rows_y: jnp.ndarray
     rows_u: jnp.ndarray
-    X: Optional[jnp.ndarray] = None
-    Y: Optional[jnp.ndarray] = None
+    X: jnp.ndarray | None = None
+    Y: jnp.ndarray | None = None
 
     @property
     def d(self) -> int:
@@ -70,13 +70,13 @@ class Problem(NamedTuple):
     def dtype(self):
         return self.rows_x.dtype
 
-    def astype(self, dtype) -> "Problem":
+    def astype(self, dtype) -> Problem:
         """The same problem with every array cast to ``dtype`` (e.g. float32 for sweeps; float64 needs
         JAX's 64-bit mode, as in :func:`from_moments`)."""
         dtype = _checked_dtype(dtype)
         return Problem(*(None if a is None else _to_device(a, dtype) for a in self))
 
-    def without_samples(self) -> "Problem":
+    def without_samples(self) -> Problem:
         """The moments-only version of this problem."""
         return self._replace(X=None, Y=None)
 
@@ -109,7 +109,15 @@ def _checked_dtype(dtype):
 
 
 def augmented_moments(Sxx, Sxy, Syy, mx, my) -> np.ndarray:
-    """Szz = E[zᵀz] for z = (x, y, 1): a (d+k+1, d+k+1) symmetric matrix."""
+    """Szz = E[zᵀz] for z = (x, y, 1).
+
+    Args:
+        Sxx, Sxy, Syy: the uncentred second moments (d, d), (d, k), (k, k).
+        mx, my: the means (d,) and (k,).
+
+    Returns:
+        Szz, a (d+k+1, d+k+1) symmetric matrix.
+    """
     Sxx, Sxy, Syy = (np.asarray(a, dtype=np.float64) for a in (Sxx, Sxy, Syy))
     mx, my = np.asarray(mx, dtype=np.float64), np.asarray(my, dtype=np.float64)
     return np.block([
@@ -134,11 +142,23 @@ def _square_root_rows(Szz: np.ndarray, d: int, k: int):
 def from_moments(Sxx, Sxy, Syy, mx=None, my=None, *, X=None, Y=None, dtype=None) -> Problem:
     """A :class:`Problem` from population moments (means default to zero).
 
-    Shapes: ``Sxx`` (d, d), ``Sxy`` (d, k), ``Syy`` (k, k), ``mx`` (d,), ``my`` (k,). Second moments are
-    uncentred (E[xᵀx], not covariances). ``dtype``: the arrays' dtype (default JAX's default float);
-    ``float64`` needs JAX's 64-bit mode (``jax.config.update("jax_enable_x64", True)`` before the call),
-    otherwise it is an :class:`InputError` rather than a silent float32. Raises :class:`InputError` for
-    bad shapes, NaN or moments that are not jointly positive semi-definite.
+    Second moments are uncentred (E[xᵀx], not covariances).
+
+    Args:
+        Sxx: E[xᵀx] (d, d).
+        Sxy: E[xᵀy] (d, k).
+        Syy: E[yᵀy] (k, k).
+        mx, my: the means E[x] (d,) and E[y] (k,) (default zero).
+        X, Y: optional samples (n, d) and (n, k) the moments came from (log loss and minibatches need them).
+        dtype: the arrays' dtype (default JAX's default float); ``float64`` needs JAX's 64-bit mode
+            (``jax.config.update("jax_enable_x64", True)`` before the call), otherwise it is an
+            :class:`InputError` rather than a silent float32.
+
+    Returns:
+        The :class:`Problem`.
+
+    Raises:
+        InputError: bad shapes, NaN/inf, or moments that are not jointly positive semi-definite.
     """
     Sxx = finite_array(Sxx, "Sxx", ndim=2)
     Sxy = finite_array(Sxy, "Sxy", ndim=2)
@@ -157,11 +177,22 @@ def from_moments(Sxx, Sxy, Syy, mx=None, my=None, *, X=None, Y=None, dtype=None)
 
 
 def from_samples(X, Y, *, dtype=None) -> Problem:
-    """A :class:`Problem` from samples X (n, d) and Y (n, k) (a 1-D Y is read as (n, 1)).
+    """A :class:`Problem` from samples ``X`` (n, d) and ``Y`` (n, k) (a 1-D ``Y`` is read as (n, 1)).
 
     The moments are the sample moments (divided by n), so full-batch MSE dynamics on the moments
-    equal those on the samples. ``dtype`` as in :func:`from_moments` (``float64`` needs JAX's 64-bit
-    mode on: an :class:`InputError` otherwise, never a silent float32).
+    equal those on the samples.
+
+    Args:
+        X: inputs (n, d).
+        Y: targets (n, k) or (n,).
+        dtype: as in :func:`from_moments` (``float64`` needs JAX's 64-bit mode on: an :class:`InputError`
+            otherwise, never a silent float32).
+
+    Returns:
+        The :class:`Problem`, samples kept (``without_samples()`` drops them).
+
+    Raises:
+        InputError: bad shapes or NaN/inf.
     """
     X = finite_array(X, "X", ndim=2)
     Y = finite_array(Y, "Y")

@@ -70,7 +70,14 @@ BASES = (
 
 
 def growth_threshold(steps: int) -> float:
-    """ρ_c = 2^(2/T): the smallest spectral radius whose growth over T/2 steps reaches the sweep's factor 2."""
+    """ρ_c = 2^(2/T): the smallest spectral radius whose growth over T/2 steps reaches the sweep's factor 2.
+
+    Args:
+        steps: the sweep's steps T.
+
+    Returns:
+        ρ_c.
+    """
     return float(2.0 ** (2.0 / steps))
 
 

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from sgtheory.errors import InputError
-from sgtheory.linear.config import Config
 from sgtheory.linear import sg as _sg
+from sgtheory.linear.config import Config
 from sgtheory.linear.precision import mm
 
 
@@ -47,7 +47,18 @@ class Batch(NamedTuple):
 
 
 def full_batch(config: Config, problem) -> Batch:
-    """The full-batch rows: moment square-root rows, or the samples when the config needs them."""
+    """The full-batch rows: moment square-root rows, or the samples when the config needs them.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+
+    Returns:
+        The :class:`Batch`.
+
+    Raises:
+        InputError: the config needs samples and the problem has none.
+    """
     if config.uses_samples:
         if not problem.has_samples:
             why = "log loss" if config.loss == "log" else ("an MLP SG" if config.sg == "mlp" else "data=samples")
@@ -58,7 +69,19 @@ def full_batch(config: Config, problem) -> Batch:
 
 
 def minibatch(config: Config, problem, key) -> Batch:
-    """``config.batch_size`` samples drawn uniformly with replacement (for minibatch SGD)."""
+    """``config.batch_size`` samples drawn uniformly with replacement (for minibatch SGD).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        key: the JAX PRNG key of the draw.
+
+    Returns:
+        The :class:`Batch`.
+
+    Raises:
+        InputError: the problem has no samples.
+    """
     if not problem.has_samples:
         raise InputError("minibatch SGD needs samples: build the problem with from_samples(X, Y)")
     size = config.batch_size
@@ -71,7 +94,17 @@ def init(config: Config, problem, *, key, init_scale=1.0) -> State:
     """Random model weights W_i ~ init_scale·N(0, 1/fan_in), zero biases, zero-output SG modules.
 
     Exactly linear in ``init_scale``: the W_i are ``init_scale`` times those of ``init_scale=1``
-    (sweeps draw each seed once and rescale)."""
+    (sweeps draw each seed once and rescale).
+
+    Args:
+        config: the model and its SG modules.
+        problem: the :class:`~sgtheory.linear.problems.Problem` (its dimensions and dtype).
+        key: the JAX PRNG key of the weights.
+        init_scale: the weights' scale.
+
+    Returns:
+        The initial :class:`State`.
+    """
     dims = (problem.d, *config.widths, problem.k)
     dtype = problem.dtype
     keys = jax.random.split(key, config.n_layers + len(config.sg_layers))
@@ -86,7 +119,16 @@ def init(config: Config, problem, *, key, init_scale=1.0) -> State:
 
 
 def forward(net, x, u) -> list:
-    """Activations [h_0 = x, h_1, ..., h_L = p], each (m, width)."""
+    """Activations of a (deep) linear net.
+
+    Args:
+        net: the layers (``State.net``).
+        x: inputs (m, d).
+        u: the constant column (m,) each bias is scaled by.
+
+    Returns:
+        ``[h_0 = x, h_1, ..., h_L = p]``, each (m, width).
+    """
     hs = [x]
     for layer in net:
         h = mm(hs[-1], layer["W"])
@@ -97,7 +139,16 @@ def forward(net, x, u) -> list:
 
 
 def output_gradient(loss: str, p, y):
-    """∂ℓ/∂p per row: p − y (MSE), σ(p) − y (log loss, one output), softmax(p) − y (several)."""
+    """∂ℓ/∂p per row: p − y (MSE), σ(p) − y (log loss, one output), softmax(p) − y (several).
+
+    Args:
+        loss: ``"mse"`` or ``"log"``.
+        p: outputs (m, k).
+        y: targets (m, k).
+
+    Returns:
+        The gradients (m, k).
+    """
     if loss == "mse":
         return p - y
     if p.shape[-1] == 1:
@@ -106,7 +157,17 @@ def output_gradient(loss: str, p, y):
 
 
 def loss_value(loss: str, p, y, weight):
-    """ω Σ_rows ℓ(p, y): ½‖p − y‖², or the (sigmoid / softmax) cross-entropy."""
+    """ω Σ_rows ℓ(p, y): ½‖p − y‖², or the (sigmoid / softmax) cross-entropy.
+
+    Args:
+        loss: ``"mse"`` or ``"log"``.
+        p: outputs (m, k).
+        y: targets (m, k).
+        weight: the row weight ω.
+
+    Returns:
+        The loss, a scalar array.
+    """
     if loss == "mse":
         return 0.5 * weight * jnp.sum((p - y) ** 2)
     if p.shape[-1] == 1:
@@ -127,7 +188,17 @@ class Signals(NamedTuple):
 
 
 def signals(config: Config, state: State, batch: Batch, *, with_true: bool = False) -> Signals:
-    """Run the rule's forward and top-down passes on ``batch`` (see the module docstring)."""
+    """Run the rule's forward and top-down passes on ``batch`` (see the module docstring).
+
+    Args:
+        config: the model and its rule.
+        state: the parameters.
+        batch: the rows (samples or moment rows) with their weights.
+        with_true: also compute the true backprop gradients ``true``.
+
+    Returns:
+        The :class:`Signals`.
+    """
     L = config.n_layers
     hs = forward(state.net, batch.x, batch.u)
     out = dict(zip(config.sg_layers, (_sg.apply_sg(p, hs[i], batch.y, batch.u)
@@ -178,16 +249,37 @@ def _batch(config: Config, problem, key):
 
 def gradients(config: Config, problem, state: State, *, key=None) -> State:
     """The rule's update directions: model parameters get their (synthetic) gradient, each SG module the
-    gradient of its regression loss. Same structure as ``state``; ``key`` draws the minibatch."""
+    gradient of its regression loss.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to evaluate them.
+        key: draws the minibatch (minibatch SGD only).
+
+    Returns:
+        A :class:`State` of directions, the same structure as ``state``.
+    """
     return _gradients(config, state, _batch(config, problem, key))[0]
 
 
 def step(config: Config, problem, state: State, alpha, beta, *, key=None, with_gradients: bool = False):
     """One update θ ← θ − α∂θ, ψ ← ψ − β∂ψ (β ← exact line-search β* when ``config.sg_step`` says so).
 
-    Pure and jit/vmap-able; ``alpha`` and ``beta`` may be traced. ``key`` draws the minibatch (SGD only).
-    Returns the new State, or ``(new_state, gradients)`` with ``with_gradients=True`` (the directions
-    at the old state, as :func:`gradients` would return them).
+    Pure and jit/vmap-able; ``alpha`` and ``beta`` may be traced.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the current :class:`State`.
+        alpha: the model's learning rate α.
+        beta: the SG modules' learning rate β (unused with the line search).
+        key: draws the minibatch (minibatch SGD only; required then).
+        with_gradients: also return the update directions.
+
+    Returns:
+        The new :class:`State`, or ``(new_state, gradients)`` with ``with_gradients=True`` (the directions
+        at the old state, as :func:`gradients` would return them).
     """
     grads, rates = _gradients(config, state, _batch(config, problem, key))
     net = jax.tree_util.tree_map(lambda p, g: p - alpha * g, state.net, grads.net)
@@ -200,14 +292,32 @@ def step(config: Config, problem, state: State, alpha, beta, *, key=None, with_g
 
 
 def loss(config: Config, problem, state: State):
-    """The model's true full-batch loss E[ℓ(p, y)] (moment rows for MSE, samples for log loss)."""
+    """The model's true full-batch loss E[ℓ(p, y)] (moment rows for MSE, samples for log loss).
+
+    Args:
+        config: the model and its loss.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+
+    Returns:
+        The loss, a scalar array.
+    """
     batch = full_batch(config, problem)
     p = forward(state.net, batch.x, batch.u)[-1]
     return loss_value(config.loss, p, batch.y, batch.weight)
 
 
 def sg_loss(config: Config, problem, state: State):
-    """Sum over SG modules of their full-batch regression loss ½ E‖SG_i − t_i‖² (0 without SG)."""
+    """Sum over SG modules of their full-batch regression loss ½ E‖SG_i − t_i‖² (0 without SG).
+
+    Args:
+        config: the model and its SG modules.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+
+    Returns:
+        The summed loss, a scalar array.
+    """
     batch = full_batch(config, problem)
     sig = signals(config, state, batch)
     total = jnp.zeros((), batch.x.dtype)
@@ -217,7 +327,14 @@ def sg_loss(config: Config, problem, state: State):
 
 
 def effective(state: State):
-    """The end-to-end linear map p = x W_eff + b_eff of a (deep) linear model: (W_eff (d, k), b_eff (k,))."""
+    """The end-to-end linear map p = x W_eff + b_eff of a (deep) linear model.
+
+    Args:
+        state: the parameters (``state.net`` is used).
+
+    Returns:
+        ``(W_eff (d, k), b_eff (k,))`` (``b_eff`` zero without bias).
+    """
     W = state.net[0]["W"]
     b = state.net[0].get("b", jnp.zeros((W.shape[1],), W.dtype))
     for layer in state.net[1:]:

@@ -47,12 +47,34 @@ def init_sg(variant: str, width: int, k: int, *, key, hidden: int = 16, dtype=jn
 
 
 def apply_sg(params: dict, h, y, u):
-    """SG output (m, w) for activations ``h`` (m, w), targets ``y`` (m, k), constant column ``u`` (m,)."""
+    """The SG output for activations ``h`` (full-precision products).
+
+    Args:
+        params: the module's parameters (:func:`sgtheory.sg.init_sg`).
+        h: activations (m, w).
+        y: targets or labels (m, k) (read by a conditioned module only).
+        u: the constant column (m,).
+
+    Returns:
+        SG (m, w).
+    """
     return _sg.apply_sg(params, h, y, u, precision=HIGHEST)
 
 
 def sg_loss(params: dict, h, y, u, target, weight):
-    """L_SG = ½ ω Σ_rows ‖SG(h, y) − target‖² (differentiate w.r.t. ``params`` only: the target is data)."""
+    """L_SG = ½ ω Σ_rows ‖SG(h, y) − target‖² (differentiate w.r.t. ``params`` only: the target is data).
+
+    Args:
+        params: the module's parameters.
+        h: activations (m, w).
+        y: targets or labels (m, k) (read by a conditioned module only).
+        u: the constant column (m,).
+        target: the regression target (m, w).
+        weight: the row weight ω.
+
+    Returns:
+        L_SG, a scalar array.
+    """
     return _sg.sg_loss(params, h, y, target, u=u, weight=weight, precision=HIGHEST)[0]
 
 
@@ -61,6 +83,16 @@ def line_search_rate(grad: dict, h, y, u, weight):
 
     SG output is linear in ψ, so L_SG(ψ − βg) = L_SG(ψ) − β‖g‖² + ½β² ω Σ‖SG_g(h, y)‖², where SG_g is
     the module evaluated with parameters g. Hence β* = ‖g‖² / (ω Σ‖SG_g‖²) (0 where g = 0).
+
+    Args:
+        grad: the gradient g, shaped like the module's parameters.
+        h: activations (m, w).
+        y: targets or labels (m, k) (read by a conditioned module only).
+        u: the constant column (m,).
+        weight: the row weight ω.
+
+    Returns:
+        β*, a scalar array.
     """
     g2 = sum(jnp.sum(v * v) for v in jax.tree_util.tree_leaves(grad))
     s = apply_sg(grad, h, y, u)

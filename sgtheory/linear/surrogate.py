@@ -58,7 +58,13 @@ class Surrogate(NamedTuple):
 def split(A, B=None, C=None) -> Surrogate:
     """Split SG parameters into the implied quadratic loss (``A_s``, ``B``, ``C``) and ``A_a``.
 
-    Shapes: ``A`` (d, d); ``B`` (k, d) or None; ``C`` (d,) or None (zero).
+    Args:
+        A: (d, d).
+        B: (k, d), or None (an unconditioned SG).
+        C: (d,), or None (zero).
+
+    Returns:
+        The :class:`Surrogate`.
     """
     A = jnp.asarray(A)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
@@ -78,6 +84,12 @@ def non_gradient_share(A) -> jnp.ndarray:
     """‖A_a‖_F / ‖A‖_F in [0, 1]: 0 for a symmetric A (a gradient field), 1 for a purely rotational one.
 
     Defined as 0 when A = 0 (the zero field is the gradient of a constant).
+
+    Args:
+        A: the SG's (d, d) matrix.
+
+    Returns:
+        The share, a scalar array.
     """
     A = jnp.asarray(A)
     na = jnp.linalg.norm(0.5 * (A - A.T))
@@ -105,24 +117,56 @@ def _rows(h):
 
 
 def sg_field(h, y, A, B=None, C=None) -> jnp.ndarray:
-    """The SG output ``h A + y B + C`` (n, d) for rows ``h`` (n, d) and ``y`` (n, k)."""
+    """The SG output ``h A + y B + C``.
+
+    Args:
+        h: rows (n, d).
+        y: labels (n, k) (ignored if ``B`` is None).
+        A: (d, d).
+        B: (k, d), or None (an unconditioned SG).
+        C: (d,), or None (zero).
+
+    Returns:
+        SG (n, d).
+    """
     s = split(A, B, C)
     h = _rows(h)
     return mm(h, jnp.asarray(A)) + _offset(y, s.B, s.C, h.shape[0], h.dtype)
 
 
 def implied_grad(h, y, A, B=None, C=None) -> jnp.ndarray:
-    """∇_h L_SG = ``h A_s + y B + C`` (n, d): the gradient part of the SG (equals SG iff A is symmetric)."""
+    """∇_h L_SG = ``h A_s + y B + C``: the gradient part of the SG (equals SG iff A is symmetric).
+
+    Args:
+        h: rows (n, d).
+        y: labels (n, k) (ignored if ``B`` is None).
+        A: (d, d).
+        B: (k, d), or None (an unconditioned SG).
+        C: (d,), or None (zero).
+
+    Returns:
+        The gradient (n, d).
+    """
     s = split(A, B, C)
     h = _rows(h)
     return mm(h, s.A_s) + _offset(y, s.B, s.C, h.shape[0], h.dtype)
 
 
 def implied_loss(h, y, A, B=None, C=None) -> jnp.ndarray:
-    """L_SG(h, y) = ½ h A_s hᵀ + (y B + C) hᵀ per row, shape (n,).
+    """L_SG(h, y) = ½ h A_s hᵀ + (y B + C) hᵀ per row.
 
     The additive constant per label is fixed to 0, so values are comparable along a trajectory
     for the same labels but not across labels.
+
+    Args:
+        h: rows (n, d).
+        y: labels (n, k) (ignored if ``B`` is None).
+        A: (d, d).
+        B: (k, d), or None (an unconditioned SG).
+        C: (d,), or None (zero).
+
+    Returns:
+        The loss per row (n,).
     """
     s = split(A, B, C)
     h = _rows(h)
@@ -131,9 +175,15 @@ def implied_loss(h, y, A, B=None, C=None) -> jnp.ndarray:
 
 
 def curvature(A) -> jnp.ndarray:
-    """Eigenvalues of ``A_s`` in ascending order (d,): the curvature of the implied loss.
+    """Eigenvalues of ``A_s`` in ascending order: the curvature of the implied loss.
 
     All ≥ 0: L_SG is convex and :func:`minimiser` gives minima; some < 0: saddles or maxima.
+
+    Args:
+        A: the SG's (d, d) matrix.
+
+    Returns:
+        The eigenvalues (d,).
     """
     return jnp.linalg.eigvalsh(split(A).A_s)
 
@@ -141,11 +191,20 @@ def curvature(A) -> jnp.ndarray:
 def minimiser(y, A, B=None, C=None, *, rcond: float = 1e-10) -> tuple[np.ndarray, bool]:
     """Stationary points ``h*(y)`` of the implied loss: rows solving ``h A_s = −(y B + C)``.
 
-    ``y`` (n, k) labels (ignored if ``B`` is None; pass ``n`` rows anyway, or None for one row).
-    Returns ``(h_star (n, d), singular)``. When ``A_s`` is singular (condition number above
-    1/rcond) the minimum-norm least-squares solution (``numpy.linalg.lstsq``) is returned and
-    ``singular`` is True: then the stationary set is an affine subspace (or empty, in which case the
-    result is the least-squares best fit), and h* is one representative.
+    When ``A_s`` is singular (condition number above 1/rcond) the minimum-norm least-squares solution
+    (``numpy.linalg.lstsq``) is returned and ``singular`` is True: then the stationary set is an affine
+    subspace (or empty, in which case the result is the least-squares best fit), and h* is one
+    representative.
+
+    Args:
+        y: labels (n, k) (ignored if ``B`` is None; pass ``n`` rows anyway, or None for one row).
+        A: (d, d).
+        B: (k, d), or None (an unconditioned SG).
+        C: (d,), or None (zero).
+        rcond: the condition threshold of a singular ``A_s``.
+
+    Returns:
+        ``(h_star (n, d), singular)``.
     """
     s = split(A, B, C)
     A_s = np.asarray(s.A_s, dtype=float)

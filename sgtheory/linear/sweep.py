@@ -34,6 +34,7 @@ from sgtheory.linear.config import Config
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.rules import State, effective, init, loss, step
 from sgtheory.validate import choice, int_in_range, positive, positive_list
+from sgtheory.validate import seeds as _seeds
 from sgtheory.verdicts import CONVERGED, DIVERGED, NOT_CONVERGED, STATUS
 
 KERNELS = ("auto", "xla", "fused")
@@ -115,15 +116,40 @@ def _norm(tree):
 
 
 def scaled(state: State, scale) -> State:
-    """``state`` with every model weight W_i multiplied by ``scale`` (init is linear in init_scale)."""
+    """``state`` with every model weight W_i multiplied by ``scale`` (init is linear in init_scale).
+
+    Args:
+        state: a :class:`~sgtheory.linear.rules.State`.
+        scale: the factor.
+
+    Returns:
+        The scaled state (SG modules and biases unchanged).
+    """
     net = tuple({k: (v * scale if k == "W" else v) for k, v in layer.items()} for layer in state.net)
     return State(net, state.sg)
 
 
 def run_one(config: Config, problem, W_opt, b_opt, alpha, beta, state0: State, *, steps: int,
             tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8) -> dict:
-    """One configuration's run from ``state0`` and its verdict (module docstring): a dict of scalars.
-    Written for one configuration; :func:`sweep` ``vmap``s it."""
+    """One configuration's run from ``state0`` and its verdict (module docstring).
+
+    Written for one configuration; :func:`sweep` ``vmap``s it.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        W_opt, b_opt: the end-to-end optimum the distance is measured to.
+        alpha, beta: the rates.
+        state0: the start.
+        steps: updates per run.
+        tol: converged when r_T ≤ ``tol``·r_0.
+        growth: diverging when r_T > ``growth``·r_{T/2} (and r_T > ``tol``·r_0).
+        blowup: diverged (and frozen) once the residual exceeds ``blowup``·r_0.
+
+    Returns:
+        A dict of scalars: ``status``, ``final_loss``, ``distance``, ``residual`` (r_T/r_0),
+        ``steps_to_tol``, ``diverged_at`` and ``tail_ratio``.
+    """
 
     def update(s):
         new, g = step(config, problem, s, alpha, beta, with_gradients=True)
@@ -140,11 +166,26 @@ _KEYS = ("status", "final_loss", "distance", "residual", "steps_to_tol", "diverg
 
 def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: State, *, steps: int,
              tol: float = 1e-5, growth: float = 2.0, blowup: float = 1e8, fused=False) -> dict:
-    """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only):
-    the same update and verdicts, with the configuration axis last and shared matrix products.
-    ``states0`` are C States stacked along a leading axis; ``alphas``, ``betas`` are (C,).
-    ``fused``: run all steps in the one-kernel GPU version of :mod:`sgtheory.linear.fused` (``True``),
-    or that kernel through Pallas' interpreter (``"interpret"``, any backend, for tests)."""
+    """:func:`run_one` for C configurations at once through :mod:`sgtheory.linear.grid` (its case only).
+
+    The same update and verdicts, with the configuration axis last and shared matrix products.
+
+    Args:
+        config: the model and its rule (:func:`sgtheory.linear.grid.applicable`).
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        W_opt, b_opt: the end-to-end optimum the distance is measured to.
+        alphas, betas: the rates (C,).
+        states0: C States stacked along a leading axis.
+        steps: updates per run.
+        tol: converged when r_T ≤ ``tol``·r_0.
+        growth: diverging when r_T > ``growth``·r_{T/2} (and r_T > ``tol``·r_0).
+        blowup: diverged (and frozen) once the residual exceeds ``blowup``·r_0.
+        fused: run all steps in the one-kernel GPU version of :mod:`sgtheory.linear.fused` (``True``),
+            or that kernel through Pallas' interpreter (``"interpret"``, any backend, for tests).
+
+    Returns:
+        The dict of :func:`run_one`, each entry (C,).
+    """
     mom = _grid.moments(problem, config.bias, problem.dtype)
     g0 = _grid.to_grid(config, states0)
     if fused:
@@ -159,7 +200,7 @@ def run_grid(config: Config, problem, W_opt, b_opt, alphas, betas, states0: Stat
             new = {k: g[k] - _last_axis(alphas if k == "theta" else betas, d[k].ndim) * d[k] for k in g}
             return new, r
 
-        per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))  # noqa: E731
+        per_config = lambda v: jnp.sum(v, axis=tuple(range(v.ndim - 1)))
         g, verdict = _scan(update, g0, steps, per_config, tol, growth, blowup)
     theta = g["theta"]
     opt = jnp.concatenate([W_opt, b_opt[None]], axis=0) if config.bias else W_opt
@@ -185,7 +226,7 @@ def _chunk(config: Config, problem, W_opt, b_opt, base, alphas, betas, scales, l
     starts = jax.vmap(lambda i, c: scaled(jax.tree_util.tree_map(lambda v: v[i], base), c))(si, scales[ci])
     if whole_grid:
         return run_grid(config, problem, W_opt, b_opt, a, b, starts, steps=steps, tol=tol, fused=fused)
-    one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)  # noqa: E731
+    one = lambda a, b, s0: run_one(config, problem, W_opt, b_opt, a, b, s0, steps=steps, tol=tol)
     return jax.vmap(one)(a, b, starts)
 
 
@@ -242,8 +283,16 @@ CHUNK_FLOATS, CHUNK_FLOATS_CPU_GRID = 2 ** 20, 2 ** 17
 
 
 def default_chunk(n_state: int, n_devices: int = 1, *, whole_grid: bool = True) -> int:
-    """Configurations per compiled call for a state of ``n_state`` floats on ``n_devices`` devices (a
-    power of two per device, at least 256): see :data:`CHUNK_FLOATS`."""
+    """Configurations per compiled call (a power of two per device, at least 256): see :data:`CHUNK_FLOATS`.
+
+    Args:
+        n_state: floats of one configuration's state.
+        n_devices: devices the chunk is split over.
+        whole_grid: the whole-grid update runs (smaller chunks on the CPU).
+
+    Returns:
+        The chunk size.
+    """
     def pow2(floats):
         return max(256, 2 ** int(math.log2(max(1, floats // max(n_state, 16)))))
 
@@ -253,16 +302,35 @@ def default_chunk(n_state: int, n_devices: int = 1, *, whole_grid: bool = True) 
 
 
 def devices_used(total: int, chunk_size: int | None = None) -> int:
-    """How many devices :func:`sweep` splits a ``total``-configuration sweep over (see :func:`_mesh`)."""
+    """How many devices :func:`sweep` splits a ``total``-configuration sweep over (see :func:`_mesh`).
+
+    Args:
+        total: configurations of the sweep.
+        chunk_size: an explicit chunk size (under 512: one device), or None.
+
+    Returns:
+        The device count (1 without a split).
+    """
     mesh = _mesh(total, chunk_size)
     return 1 if mesh is None else mesh.size
 
 
 def engine(config: Config, problem, *, kernel: str = "auto", fast: bool = True) -> str:
-    """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options:
-    ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
-    whole-grid update of :mod:`sgtheory.linear.grid`) or ``"vmap"`` (``vmap`` of :func:`run_one`).
-    ``kernel="fused"`` where the fused kernel cannot run is an :class:`InputError`."""
+    """Which implementation :func:`sweep` runs for ``config`` on ``problem`` with these options.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        kernel: as in :func:`sweep`.
+        fast: as in :func:`sweep`.
+
+    Returns:
+        ``"fused"`` (one Pallas kernel for all steps, :mod:`sgtheory.linear.fused`), ``"grid"`` (the XLA
+        whole-grid update of :mod:`sgtheory.linear.grid`) or ``"vmap"`` (``vmap`` of :func:`run_one`).
+
+    Raises:
+        InputError: ``kernel="fused"`` where the fused kernel cannot run.
+    """
     kernel = choice(kernel, "kernel", KERNELS)
     whole = fast and _grid.applicable(config)
     gpu = jax.default_backend() == "gpu" and _fused.available()
@@ -286,18 +354,35 @@ def sweep(config: Config, problem, alphas, betas, *, seeds=(0,), init_scales=(1.
     """Run every (seed, init scale, α, β) combination for ``steps`` full-batch updates (see module doc).
 
     ``problem``'s dtype is the computation dtype (use ``problem.astype(jnp.float32)`` for fast sweeps).
-    Configurations are processed ``chunk_size`` at a time (default: :func:`default_chunk`), so
-    memory stays bounded for any grid; a progress bar shows when stderr is a terminal (``progress``
-    forces it on or off). With ``fast`` (default) the case of :mod:`sgtheory.linear.grid` runs through
-    its whole-grid update (same numbers); every other config through ``vmap(run_one)``. ``kernel``
-    picks how that whole-grid case runs: ``"xla"`` (a scan of XLA kernels), ``"fused"`` (all steps in
-    one Pallas kernel, :mod:`sgtheory.linear.fused`; GPU only) or ``"auto"`` (fused on a GPU when the
-    problem is small enough, else XLA). On the CPU backend with several XLA devices (``sgtheory sweep``
-    asks for one per core, :mod:`sgtheory.hostdevices`) each chunk is split over them in one compiled
-    program. Results are reproducible for a given machine and device count; float32 verdicts of runs
-    at the very edge of stability can differ in round-off between device counts (a different kernel per
-    batch shape), as between any two machines. Runs in three steps: validate the inputs, plan the
-    engine and chunks, execute.
+    Configurations are processed ``chunk_size`` at a time, so memory stays bounded for any grid. With
+    ``fast`` the case of :mod:`sgtheory.linear.grid` runs through its whole-grid update (same numbers);
+    every other config through ``vmap(run_one)``. On the CPU backend with several XLA devices
+    (``sgtheory sweep`` asks for one per core, :mod:`sgtheory.hostdevices`) each chunk is split over them
+    in one compiled program. Results are reproducible for a given machine and device count; float32
+    verdicts of runs at the very edge of stability can differ in round-off between device counts (a
+    different kernel per batch shape), as between any two machines. Runs in three steps: validate the
+    inputs, plan the engine and chunks, execute.
+
+    Args:
+        config: the model and its rule (full batch: ``batch_size`` None).
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        alphas, betas: the model's and the SG modules' learning rates (A,) and (B,), each > 0.
+        seeds: initialisation seeds; seed s starts from ``init(config, problem, key=PRNGKey(s))``.
+        init_scales: scales of the initial weights, each > 0.
+        steps: updates per run.
+        tol: a run has converged when its residual falls below ``tol`` times its start.
+        chunk_size: configurations per compiled call (default :func:`default_chunk`).
+        progress: a progress bar (None: only when stderr is a terminal).
+        fast: use the whole-grid update where it applies.
+        kernel: how the whole-grid case runs: ``"xla"`` (a scan of XLA kernels), ``"fused"`` (all steps in
+            one Pallas kernel, :mod:`sgtheory.linear.fused`; GPU only) or ``"auto"`` (fused on a GPU when
+            the problem is small enough, else XLA).
+
+    Returns:
+        A :class:`SweepResult` whose arrays have shape (S, I, A, B).
+
+    Raises:
+        InputError: any bad input (rates, seeds, scales, steps, tol, chunk size, kernel).
     """
     checked = _validate(config, alphas, betas, seeds, init_scales, steps, tol, chunk_size)
     return _execute(_plan(config, problem, *checked, fast=fast, kernel=kernel), progress)
@@ -308,9 +393,7 @@ def _validate(config: Config, alphas, betas, seeds, init_scales, steps, tol, chu
     if config.batch_size is not None:
         raise InputError("sweep: runs full-batch updates; batch_size must be None")
     alphas, betas = _check_rates(alphas, "alphas"), _check_rates(betas, "betas")
-    seeds = np.asarray([int_in_range(s, "seed", lo=0) for s in np.atleast_1d(seeds)], dtype=np.int64)
-    if seeds.size == 0:
-        raise InputError("seeds: empty list")
+    seeds = np.asarray(_seeds(seeds, "seeds"), dtype=np.int64)
     scales = _check_rates(init_scales, "init_scales")
     steps = int_in_range(steps, "steps", lo=1)
     tol = positive(tol, "tol")

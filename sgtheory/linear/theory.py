@@ -40,9 +40,9 @@ from sgtheory.hostdevices import cores
 from sgtheory.linear import field as _field
 from sgtheory.linear.config import Config
 from sgtheory.linear.dynamics import trajectory
-from sgtheory.linear.rules import State, full_batch, gradients, step
 from sgtheory.linear.optimum import optimum
 from sgtheory.linear.precision import mm
+from sgtheory.linear.rules import State, full_batch, gradients, step
 
 
 def _check(config: Config):
@@ -107,10 +107,20 @@ def _norm(state) -> float:
 
 
 def jacobian(config: Config, problem, state: State, alpha, beta):
-    """The Jacobian (n, n) of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff)."""
+    """The Jacobian of the flattened update map x ↦ step(x) at ``state`` (forward-mode autodiff).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: where to differentiate.
+        alpha, beta: the step's rates.
+
+    Returns:
+        The Jacobian (n, n), n the number of entries of ``state`` in ``ravel_pytree`` order.
+    """
     _check(config)
     x, unravel = ravel_pytree(state)
-    F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]  # noqa: E731
+    F = lambda v: ravel_pytree(step(config, problem, unravel(v), alpha, beta))[0]
     return jax.jacfwd(F)(x)
 
 
@@ -123,7 +133,14 @@ def _model_mask(state: State) -> np.ndarray:
 
 def exact_fixed_point(config: Config) -> bool:
     """Whether :func:`fixed_point` finds ``config``'s fixed point in closed form (linear model, MSE): then
-    it reads only the shapes of the start's SG modules, so an abstract start (``jax.eval_shape``) will do."""
+    it reads only the shapes of the start's SG modules, so an abstract start (``jax.eval_shape``) will do.
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True for the closed-form case.
+    """
     return config.model == "linear" and config.loss == "mse"
 
 
@@ -135,8 +152,18 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
     2017, C1). Otherwise: run ``steps`` updates from ``state`` at rates (``alpha``, ``beta``) (default
     0.1/λ_max(E[zᵀz]) each, halved while the run overflows), so the point is the one the dynamics reach
     from that start. Either way the point is polished by minimum-norm Newton steps x ← x − DG⁺G (which
-    stay on a manifold of fixed points). Returns ``(State, residual)``; a residual that is not small
-    (or NaN) means no fixed point was found.
+    stay on a manifold of fixed points).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the start of the run (its structure is the point's).
+        alpha, beta: the run's rates (default as above).
+        steps: updates of the run.
+        newton_iters: Newton polishing steps at most.
+
+    Returns:
+        ``(State, residual)``; a residual that is not small (or NaN) means no fixed point was found.
     """
     _check(config)
     if exact_fixed_point(config):
@@ -168,16 +195,35 @@ def fixed_point(config: Config, problem, state: State, *, alpha=None, beta=None,
 
 
 def unique_fixed_point(config: Config) -> bool:
-    """Whether ``config``'s joint dynamics have one fixed point, known in closed form
-    (:func:`least_squares_point`): a linear model with MSE trained by backprop or with a label-conditioned
-    linear SG at the output, whose fit is exact there (Czarnecki et al. 2017). (The unconditioned linear SG
-    has two families of fixed points, and deep models manifolds: the flow decides which is reached.)"""
+    """Whether ``config``'s joint dynamics have one fixed point, known in closed form.
+
+    That is (:func:`least_squares_point`) a linear model with MSE trained by backprop or with a
+    label-conditioned linear SG at the output, whose fit is exact there (Czarnecki et al. 2017). (The
+    unconditioned linear SG has two families of fixed points, and deep models manifolds: the flow decides
+    which is reached.)
+
+    Args:
+        config: the model and its rule.
+
+    Returns:
+        True for the unique, closed-form case.
+    """
     return exact_fixed_point(config) and config.sg in ("none", "cond-linear")
 
 
 def least_squares_point(config: Config, problem, like: State) -> State:
-    """The least-squares optimum (OLS on the moments) with every SG refitted there by least squares
-    (linear model, MSE; ``like`` gives the SG modules' shapes only: an abstract start will do)."""
+    """The least-squares optimum (OLS on the moments) with every SG refitted there by least squares.
+
+    For a linear model with MSE.
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        like: gives the SG modules' shapes only (an abstract start will do).
+
+    Returns:
+        The fixed point, a :class:`~sgtheory.linear.rules.State`.
+    """
     opt = optimum(config, problem)
     dtype = np.dtype(problem.dtype)
     layer = {"W": opt.W.astype(dtype)}
@@ -234,7 +280,17 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
     """Linearise the update map at the fixed point ``fixed`` (see the module docstring).
 
     Singular values of DG below ``neutral_rtol``·σ_max span the neutral directions N = null(DG).
-    ``jacobian``: DG at ``fixed`` (n, n) if already computed (else it is computed here).
+
+    Args:
+        config: the model and its rule.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        fixed: the fixed point (from :func:`fixed_point`).
+        residual: its residual ‖G‖, kept in the result.
+        neutral_rtol: the relative threshold of a neutral direction.
+        jacobian: DG at ``fixed`` (n, n) if already computed (else it is computed here).
+
+    Returns:
+        The :class:`Linearisation`.
     """
     _check(config)
     D = _flat_jacobian(config, problem, fixed) if jacobian is None else jacobian
@@ -244,7 +300,14 @@ def linearise(config: Config, problem, fixed: State, *, residual: float = 0.0,
 
 def svd(D: np.ndarray):
     """``np.linalg.svd(D)``, falling back to LAPACK's slower but more robust gesvd where the default
-    divide-and-conquer driver does not converge (it can fail on badly scaled matrices)."""
+    divide-and-conquer driver does not converge (it can fail on badly scaled matrices).
+
+    Args:
+        D: a matrix.
+
+    Returns:
+        ``(U, s, Vt)`` as ``np.linalg.svd``.
+    """
     try:
         return np.linalg.svd(D)
     except np.linalg.LinAlgError:
@@ -255,7 +318,17 @@ def svd(D: np.ndarray):
 
 def linearise_matrix(D: np.ndarray, mask: np.ndarray, *, residual: float = 0.0,
                      neutral_rtol: float = 1e-8) -> Linearisation:
-    """:func:`linearise` from DG (n, n) and the model mask (bool (n,)) in flat coordinates."""
+    """:func:`linearise` from DG and the model mask in flat coordinates.
+
+    Args:
+        D: DG (n, n).
+        mask: bool (n,), True on the model's entries.
+        residual: the fixed point's residual ‖G‖, kept in the result.
+        neutral_rtol: the relative threshold of a neutral direction.
+
+    Returns:
+        The :class:`Linearisation`.
+    """
     _, s, Vt = svd(D)
     keep = s > neutral_rtol * max(s.max(initial=0.0), 1e-300)
     if keep.all():  # nothing to factor out: keep the state's coordinates (and with them the block structure)
@@ -344,7 +417,16 @@ def spectral_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np.
 
     When J is block triangular (:func:`_triangular_blocks`) its eigenvalues are those of I − αP_θθ and of
     I − βP_ψψ, so ρ = max(ρ_model(α), ρ_SG(β)) is computed once per distinct α and per distinct β;
-    otherwise once per distinct ratio β/α (:func:`rate_eigenvalues`)."""
+    otherwise once per distinct ratio β/α (:func:`rate_eigenvalues`).
+
+    Args:
+        lin: the :class:`Linearisation`.
+        alpha, beta: rates, broadcast against each other.
+        chunk: rates per batched eigenvalue call.
+
+    Returns:
+        ρ, float64, of the broadcast shape.
+    """
     a, b = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(beta, np.float64))
     if lin.P_model.shape[0] == 0:
         return np.ones(a.shape)
@@ -366,7 +448,16 @@ def overshoot_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np
     perturbations: modes with Re λ > 0 are ones the flow contracts, and |1 − λ| > 1 means the step
     *overshoots* them (a rate too large for the local curvature, the instability of gradient descent
     above 2/sharpness); modes with Re λ ≤ 0 grow under the flow itself (a saddle being left) whatever the
-    rate, and are no sign of a step too large."""
+    rate, and are no sign of a step too large.
+
+    Args:
+        lin: the :class:`Linearisation` at the point.
+        alpha, beta: rates, broadcast against each other.
+        chunk: rates per batched eigenvalue call.
+
+    Returns:
+        The radius, float64, of the broadcast shape.
+    """
     shape, lam = rate_eigenvalues(lin, alpha, beta, chunk=chunk)
     if lam.shape[1] == 0:
         return np.zeros(shape)
@@ -374,8 +465,20 @@ def overshoot_radius(lin: Linearisation, alpha, beta, *, chunk: int = 512) -> np
 
 
 def scalar_boundary(sxx: float, sxy: float, syy: float) -> tuple[float, float]:
-    """(α_max, β_max) of scalar regression with a cond-linear SG (module docstring): converges locally
-    iff α < α_max = 2/sxx and β < β_max = 2/max(1, λ_max([[q, q], [q, syy]])), q = sxy²/sxx."""
+    """(α_max, β_max) of scalar regression with a cond-linear SG (module docstring).
+
+    It converges locally iff α < α_max = 2/sxx and β < β_max = 2/max(1, λ_max([[q, q], [q, syy]])),
+    q = sxy²/sxx.
+
+    Args:
+        sxx, sxy, syy: the moments E[x²], E[xy], E[y²].
+
+    Returns:
+        ``(alpha_max, beta_max)``.
+
+    Raises:
+        InputError: unless sxx > 0, syy > 0 and sxx·syy > sxy² (noisy targets).
+    """
     if not (sxx > 0 and syy > 0 and sxx * syy > sxy ** 2):
         raise InputError("scalar_boundary: needs sxx > 0, syy > 0 and sxx·syy > sxy² (noisy targets)")
     q = sxy ** 2 / sxx

@@ -23,7 +23,8 @@ JᵀJ through ``jax.jvp``/``jax.vjp`` (the Jacobian is never formed).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,12 +52,21 @@ class Tracking(NamedTuple):
 def jacobian_norm(h_fn: Callable, theta, *, iters: int = 50, key=None) -> jnp.ndarray:
     """σ_max of ∂vec h_fn(θ)/∂θ by ``iters`` power iterations on JᵀJ (J never formed).
 
-    ``key`` seeds the start vector (default PRNGKey(0)). Converges geometrically in the ratio of the
-    top two singular values; 50 iterations give ~machine precision for the well-separated spectra
-    of linear layers, and the estimate is always a lower bound on the true norm.
+    Converges geometrically in the ratio of the top two singular values; 50 iterations give ~machine
+    precision for the well-separated spectra of linear layers, and the estimate is always a lower bound
+    on the true norm.
+
+    Args:
+        h_fn: θ -> activations.
+        theta: the parameters (a pytree).
+        iters: power iterations.
+        key: seeds the start vector (default PRNGKey(0)).
+
+    Returns:
+        The estimate, a scalar array.
     """
     flat, unravel = ravel_pytree(theta)
-    f = lambda v: jnp.ravel(h_fn(unravel(v)))  # noqa: E731
+    f = lambda v: jnp.ravel(h_fn(unravel(v)))
     _, vjp = jax.vjp(f, flat)
     v = jax.random.normal(jax.random.PRNGKey(0) if key is None else key, flat.shape, flat.dtype)
     v = v / jnp.linalg.norm(v)
@@ -72,11 +82,18 @@ def jacobian_norm(h_fn: Callable, theta, *, iters: int = 50, key=None) -> jnp.nd
 
 
 def tracking_terms(h_fn: Callable, theta, sg_rows, true_rows, weight=1.0, *, iters: int = 50) -> Tracking:
-    """ε, K, ‖∂L/∂θ‖ and εK/‖∂L/∂θ‖ at parameters ``theta``.
+    """ε, K, ‖∂L/∂θ‖ and εK/‖∂L/∂θ‖ at parameters ``theta``. See the module docstring for the scaling.
 
-    ``h_fn(theta) -> H`` (m, d): the activations the SG is attached to; ``sg_rows`` (m, d): the SG's
-    per-row outputs S; ``true_rows`` (m, d): the per-row true gradients T = ∂ℓ_r/∂h_r; ``weight``: the
-    row weight ω of the loss L = ω Σ_rows ℓ. See the module docstring for the scaling.
+    Args:
+        h_fn: ``theta -> H`` (m, d), the activations the SG is attached to.
+        theta: the parameters below the SG.
+        sg_rows: the SG's per-row outputs S (m, d).
+        true_rows: the per-row true gradients T = ∂ℓ_r/∂h_r (m, d).
+        weight: the row weight ω of the loss L = ω Σ_rows ℓ.
+        iters: power iterations of :func:`jacobian_norm`.
+
+    Returns:
+        The :class:`Tracking` terms.
     """
     H = h_fn(theta)
     S = jnp.asarray(sg_rows)
@@ -94,14 +111,30 @@ def tracking_terms(h_fn: Callable, theta, sg_rows, true_rows, weight=1.0, *, ite
 
 
 def condition_holds(terms: Tracking, delta: float) -> jnp.ndarray:
-    """Whether εK ≤ ‖∂L/∂θ‖(1−δ)/(1+δ) (elementwise over any leading time axis)."""
+    """Whether εK ≤ ‖∂L/∂θ‖(1−δ)/(1+δ) (elementwise over any leading time axis).
+
+    Args:
+        terms: the :class:`Tracking` terms.
+        delta: δ in [0, 1).
+
+    Returns:
+        Boolean, shaped like ``terms.eps``.
+    """
     if not 0.0 < float(delta) < 1.0:
         raise InputError(f"delta: must lie in (0, 1), got {delta!r}")
     return terms.ratio <= (1.0 - delta) / (1.0 + delta)
 
 
 def allowed_error(terms: Tracking, delta: float) -> jnp.ndarray:
-    """The largest ε the condition allows: ‖∂L/∂θ‖(1−δ)/((1+δ)K)."""
+    """The largest ε the condition allows: ‖∂L/∂θ‖(1−δ)/((1+δ)K).
+
+    Args:
+        terms: the :class:`Tracking` terms (any leading axes).
+        delta: δ in [0, 1).
+
+    Returns:
+        The allowed ε, shaped like ``terms.eps``.
+    """
     if not 0.0 < float(delta) < 1.0:
         raise InputError(f"delta: must lie in (0, 1), got {delta!r}")
     return terms.grad_norm * (1.0 - delta) / ((1.0 + delta) * terms.K)
@@ -110,14 +143,19 @@ def allowed_error(terms: Tracking, delta: float) -> jnp.ndarray:
 def injected_gradient(true_grad, size, *, direction: str = "adversarial", key=None) -> jnp.ndarray:
     """An SG output ``G + e`` with a controlled error of Frobenius norm ‖e‖ = ``size``.
 
-    ``true_grad`` G (m, d): true gradients (per row, or already weighted: the error is added on the same
-    scale). ``direction``:
-
-    - ``"adversarial"``: e = −size · G/‖G‖, opposing the true gradient (the worst case for descent
-      among errors parallel to G; with size > ‖G‖ the update ascends);
-    - ``"random"``: e = size · u with u uniform on the unit sphere (needs ``key``).
-
     Where G = 0 the adversarial error is 0 (no direction to oppose).
+
+    Args:
+        true_grad: G (m, d), the true gradients (per row, or already weighted: the error is added on the
+            same scale).
+        size: ‖e‖.
+        direction: ``"adversarial"``: e = −size · G/‖G‖, opposing the true gradient (the worst case for
+            descent among errors parallel to G; with size > ‖G‖ the update ascends); ``"random"``:
+            e = size · u with u uniform on the unit sphere (needs ``key``).
+        key: the JAX PRNG key of a random direction.
+
+    Returns:
+        G + e (m, d).
     """
     G = jnp.asarray(true_grad)
     if direction == "adversarial":
@@ -145,6 +183,15 @@ def terms_at(config, problem, state, *, iters: int = 50) -> Tracking:
 
     θ are the layers 1..k below the SG (the ones its output drives); S its output and T the true
     gradient ∂ℓ/∂h_k on the full batch. ``jax.vmap`` it over a recorded trajectory's states.
+
+    Args:
+        config: the model and its one SG module.
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        state: the parameters.
+        iters: power iterations of :func:`jacobian_norm`.
+
+    Returns:
+        The :class:`Tracking` terms.
     """
     from sgtheory.linear.rules import full_batch, signals
 
@@ -163,9 +210,21 @@ def injected_step(config, problem, net, alpha, scale, delta, *, layer: int, dire
 
     The layers above ``layer`` get their true gradient; layers 1..``layer`` get (G + e)·∂h/∂θ with
     ‖e‖ = ``scale`` × :func:`allowed_error` (δ = ``delta``): ``scale`` ≤ 1 satisfies the C3 condition at
-    this step, ``scale`` > 1 violates it by that factor. Returns ``(new_net, Tracking)`` of the
-    *corrupted* signal (ε = ‖e‖). ``net`` is a tuple of layer dicts (``State.net``); jit/vmap-able in
-    ``alpha``, ``scale`` and ``delta``.
+    this step, ``scale`` > 1 violates it by that factor. jit/vmap-able in ``alpha``, ``scale`` and ``delta``.
+
+    Args:
+        config: the model (its loss).
+        problem: the :class:`~sgtheory.linear.problems.Problem`.
+        net: the layers (``State.net``, a tuple of layer dicts).
+        alpha: the learning rate.
+        scale: the error's size in units of the allowed one.
+        delta: δ of the condition.
+        layer: the activation the error enters at.
+        direction, key: as in :func:`injected_gradient`.
+        iters: power iterations of :func:`jacobian_norm`.
+
+    Returns:
+        ``(new_net, Tracking)``, the terms of the *corrupted* signal (ε = ‖e‖).
     """
     from sgtheory.linear.rules import forward, full_batch, loss_value
 

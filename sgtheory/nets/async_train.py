@@ -45,6 +45,7 @@ from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
 from sgtheory.nets.sg_shift import train_apply_shift
 from sgtheory.nets.tape import record
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seeds as _seeds
 
 
 class Hyper(NamedTuple):
@@ -109,9 +110,19 @@ SCHEDULES = ("constant", "step")
 
 
 def rate_scale(t, steps: int, schedule: str = "constant"):
-    """The learning-rate factor at step ``t``: 1 (``constant``), or DNI's feed-forward decay scaled to
-    ``steps`` (``step``: ÷10 at 60% and again at 80% of the steps, Jaderberg et al. 2017's 300k and
-    400k of 500k). It counts steps, not a layer's own updates, so all ``p_update`` decay together."""
+    """The learning-rate factor at step ``t``.
+
+    DNI's feed-forward decay counts steps, not a layer's own updates, so all ``p_update`` decay together.
+
+    Args:
+        t: the step (a number or a traced array).
+        steps: the run's steps.
+        schedule: ``"constant"`` (factor 1) or ``"step"`` (÷10 at 60% and again at 80% of the steps,
+            Jaderberg et al. 2017's 300k and 400k of 500k).
+
+    Returns:
+        The factor.
+    """
     if schedule == "constant":
         return 1.0
     return 0.1 ** ((t >= int(0.6 * steps)).astype(jnp.float32) + (t >= int(0.8 * steps)).astype(jnp.float32))
@@ -222,9 +233,9 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     """
     method = get(method) if isinstance(method, str) else method
     probs = [check_probability(p, "p_update") for p in np.atleast_1d(np.asarray(p_update, dtype=float))]
-    seeds = [int_in_range(s, "seed", 0) for s in np.atleast_1d(seeds)]
-    if not probs or not seeds:
-        raise InputError("async sweep: needs at least one p_update and one seed")
+    seeds = _seeds(seeds, "seeds")
+    if not probs:
+        raise InputError("async sweep: needs at least one p_update")
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:
         raise InputError(f"steps ({steps}) must be a multiple of eval every ({eval_every})")

@@ -60,7 +60,18 @@ def _slots(tree) -> list[tuple[Any, int]]:
 
 
 def check_probability(p, name: str = "update probability p"):
-    """``p`` itself after checking it lies in (0, 1] (as a float), or unchanged if it is a traced array."""
+    """Check that an update probability lies in (0, 1].
+
+    Args:
+        p: the probability (a number, or a traced array, which passes unchecked).
+        name: the name used in the message.
+
+    Returns:
+        ``p`` as a float, or unchanged if it is a traced array.
+
+    Raises:
+        InputError: a number outside (0, 1].
+    """
     try:
         v = float(p)
     except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
@@ -124,6 +135,15 @@ def step_decay(lr: float, steps: int, *, at=(0.6, 0.8), factor: float = 0.1):
     """DNI's feed-forward schedule scaled to ``steps``: ``lr``, times ``factor`` at each fraction in ``at``.
 
     Jaderberg et al. (2017) divide 3e-5 by 10 at 300k and 400k of 500k steps: ``at = (0.6, 0.8)``.
+
+    Args:
+        lr: the initial rate.
+        steps: the run's steps.
+        at: fractions of ``steps`` where the rate drops.
+        factor: the drop.
+
+    Returns:
+        An optax schedule (step -> rate).
     """
     return optax.piecewise_constant_schedule(lr, {int(a * steps): factor for a in at})
 

@@ -204,10 +204,15 @@ def _metadata(meta: dict, json_path):
 def activations(checkpoint, x, *, batch_size: int = 4096) -> list[np.ndarray]:
     """Hidden activations of a checkpointed net on inputs ``x`` ``(n, n_in)``.
 
-    ``checkpoint``: a :class:`Checkpoint` or a path accepted by :func:`load_checkpoint`.
-    Returns ``[h_1, ..., h_D, logits]``: the ``D`` post-activation hidden layers input→output, each
-    ``(n, width)``, then the logits ``(n, n_out)``; float32 numpy arrays, batch-norm in evaluation
-    mode (running statistics), computed in batches of ``batch_size`` rows.
+    Args:
+        checkpoint: a :class:`Checkpoint` or a path accepted by :func:`load_checkpoint`.
+        x: inputs ``(n, n_in)``.
+        batch_size: rows per forward pass.
+
+    Returns:
+        ``[h_1, ..., h_D, logits]``: the ``D`` post-activation hidden layers input→output, each
+        ``(n, width)``, then the logits ``(n, n_out)``; float32 numpy arrays, batch-norm in evaluation
+        mode (running statistics).
     """
     import jax.numpy as jnp
 

@@ -27,7 +27,15 @@ def _shapes(tree, prefix: str, out: dict) -> dict:
 
 
 def expected_shapes(config, method) -> dict:
-    """Every array a checkpoint of ``config`` trained with ``method`` holds (metrics aside), with its shape."""
+    """Every array a checkpoint of ``config`` trained with ``method`` holds (metrics aside), with its shape.
+
+    Args:
+        config: the net.
+        method: the credit-assignment method.
+
+    Returns:
+        Flat key → shape.
+    """
     from sgtheory.nets.mlp import init_bn_state, init_mlp
 
     def build():
@@ -44,7 +52,20 @@ def expected_shapes(config, method) -> dict:
 
 
 def check_arrays(arrays: dict, config, method, where):
-    """Check ``arrays`` (flat keys → numpy) and return ``(params, bn_state, method_state, metrics)``."""
+    """Check a checkpoint's arrays against its config and method.
+
+    Args:
+        arrays: flat keys → numpy arrays, as read from the file.
+        config: the net.
+        method: the credit-assignment method.
+        where: the checkpoint's path, for the messages.
+
+    Returns:
+        ``(params, bn_state, method_state, metrics)``.
+
+    Raises:
+        InputError: a missing, extra, wrongly shaped or non-float array.
+    """
     from sgtheory.nets.checkpoint import _unflatten
     from sgtheory.nets.methods import MethodState
 

@@ -51,7 +51,15 @@ def init_input_model(kind: str, n_in: int, width: int, *, key, hidden: int = 256
 
 
 def apply_input_model(params: dict, x):
-    """The synthetic input ``I(x)`` ``(n, width)`` for ``x`` ``(n, n_in)``."""
+    """The synthetic input ``I(x)``.
+
+    Args:
+        params: the input model's parameters.
+        x: inputs ``(n, n_in)``.
+
+    Returns:
+        ``I(x)`` ``(n, width)``.
+    """
     z = x
     for layer in params["layers"][:-1]:
         z = jax.nn.relu(z @ layer["W"] + layer["b"][None, :])
@@ -60,7 +68,16 @@ def apply_input_model(params: dict, x):
 
 
 def input_loss(params: dict, x, target):
-    """Regression loss ``½ mean_n ‖I(x_n) − target_n‖²`` and ``I(x)`` (aux)."""
+    """Regression loss ``½ mean_n ‖I(x_n) − target_n‖²`` of the input model.
+
+    Args:
+        params: the input model's parameters.
+        x: inputs ``(n, n_in)``.
+        target: the activations it should predict ``(n, width)``.
+
+    Returns:
+        ``(loss, I(x))`` (the output as aux, for ``value_and_grad(has_aux=True)``).
+    """
     out = apply_input_model(params, x)
     return 0.5 * jnp.mean(jnp.sum((out - target) ** 2, axis=1)), out
 

@@ -25,12 +25,19 @@ def _bytes(tree) -> int:
 
 
 def member_bytes(plan, n_test: int) -> int:
-    """Estimated bytes for one member of ``plan`` (a :class:`sgtheory.nets.program.Plan`).
+    """Estimated bytes for one member of ``plan``.
 
     State (params, learned and fixed method state, optimiser states) from their exact shapes, plus
     two more copies of the params and learned state (gradients and updates), plus activations:
     ``batch × (n_in + 8 × depth × width)`` (forward record, signals, vjp residuals) and
     ``n_test × (n_in + 2 × width)`` for the test-set evaluation.
+
+    Args:
+        plan: the :class:`sgtheory.nets.program.Plan`.
+        n_test: test-set rows.
+
+    Returns:
+        The estimate in bytes.
     """
     from sgtheory.nets.program import Hyper, init
 
@@ -44,8 +51,15 @@ def member_bytes(plan, n_test: int) -> int:
 
 
 def available_bytes(devices) -> int | None:
-    """Memory the ``devices`` can use: free host memory for CPU devices (shared by all of them), the
-    sum of the per-device limits otherwise; None when unknown."""
+    """Memory the ``devices`` can use: free host memory for CPU devices (shared by all of them), the sum of
+    the per-device limits otherwise.
+
+    Args:
+        devices: JAX devices.
+
+    Returns:
+        Bytes, or None when unknown.
+    """
     if all(d.platform == "cpu" for d in devices):
         try:
             with open("/proc/meminfo") as f:
@@ -70,8 +84,20 @@ def available_bytes(devices) -> int | None:
 def check_fits(plan, *, n_members: int, n_test: int, data_bytes: int, devices) -> int:
     """Raise :class:`InputError` when ``n_members`` members of ``plan`` on ``devices`` would not fit.
 
-    ``data_bytes``: the training and test sets (one copy per device). Only the devices of this process
-    count, with their share of the members. Returns the estimate in bytes.
+    Only the devices of this process count, with their share of the members.
+
+    Args:
+        plan: the :class:`sgtheory.nets.program.Plan`.
+        n_members: members trained together.
+        n_test: test-set rows.
+        data_bytes: the training and test sets (one copy per device).
+        devices: JAX devices.
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        InputError: it would not fit.
     """
     local = [d for d in devices if d.process_index == jax.process_index()]
     share = math.ceil(n_members * len(local) / max(1, len(devices)))

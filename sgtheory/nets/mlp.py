@@ -52,7 +52,7 @@ class MLPConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MLPConfig":
+    def from_dict(cls, d: dict) -> MLPConfig:
         try:
             return cls(**{k: d[k] for k in ("n_in", "n_out", "depth", "width", "activation", "batchnorm")})
         except (KeyError, TypeError) as exc:
@@ -63,7 +63,14 @@ def init_mlp(config: MLPConfig, *, key, dtype=jnp.float32) -> tuple:
     """Initial parameters: ``W ~ N(0, g²/fan_in)`` (g = √2 for ReLU, 1 otherwise; output layer g = 1), b = 0.
 
     With batch-norm each hidden layer also has ``gamma = 1`` and ``beta = 0``.
-    Returns a tuple of ``depth + 1`` dicts with ``W`` ``(fan_in, fan_out)`` and ``b`` ``(fan_out,)``.
+
+    Args:
+        config: the net.
+        key: the JAX PRNG key of the weights.
+        dtype: the parameters' dtype.
+
+    Returns:
+        A tuple of ``depth + 1`` dicts with ``W`` ``(fan_in, fan_out)`` and ``b`` ``(fan_out,)``.
     """
     sizes = [config.n_in] + [config.width] * config.depth + [config.n_out]
     keys = jax.random.split(key, len(sizes) - 1)
@@ -81,7 +88,15 @@ def init_mlp(config: MLPConfig, *, key, dtype=jnp.float32) -> tuple:
 
 
 def init_bn_state(config: MLPConfig, dtype=jnp.float32) -> tuple:
-    """Running batch-norm statistics (mean 0, var 1), or ``()`` without batch-norm."""
+    """Running batch-norm statistics (mean 0, var 1), or ``()`` without batch-norm.
+
+    Args:
+        config: the net.
+        dtype: the statistics' dtype.
+
+    Returns:
+        A tuple of ``depth`` dicts ``{"mean", "var"}`` of shape ``(width,)``, or ``()``.
+    """
     if not config.batchnorm:
         return ()
     return tuple({"mean": jnp.zeros((config.width,), dtype), "var": jnp.ones((config.width,), dtype)}
@@ -112,7 +127,18 @@ def update_bn_state(state: tuple, batch_stats: list) -> tuple:
 
 
 def forward_with_state(params, x, config: MLPConfig, *, state=None, train: bool = False):
-    """Like :func:`forward`, also returning the updated batch-norm state (unchanged unless ``train``)."""
+    """Like :func:`forward`, also returning the updated batch-norm state (unchanged unless ``train``).
+
+    Args:
+        params: from :func:`init_mlp`.
+        x: inputs ``(n, n_in)``.
+        config: the net.
+        state: running batch-norm statistics (:func:`init_bn_state`), or None.
+        train: normalise with batch statistics and update ``state``.
+
+    Returns:
+        ``(logits, hiddens, new_state)``, the first two as in :func:`forward`.
+    """
     h, hiddens, batch_stats = x, [], []
     for i in range(config.depth):
         layer = params[i]
@@ -128,9 +154,19 @@ def forward_with_state(params, x, config: MLPConfig, *, state=None, train: bool 
 def forward(params, x, config: MLPConfig, *, state=None, train: bool = False):
     """Run the net on ``x`` ``(n, n_in)``.
 
-    Returns ``(logits, hiddens)``: logits ``(n, n_out)`` and the list of the ``depth`` post-activation
-    hidden layers input→output, each ``(n, width)``. With batch-norm, ``train=True`` (or ``state=None``)
-    normalises with batch statistics, otherwise with the running statistics in ``state``.
+    With batch-norm, ``train=True`` (or ``state=None``) normalises with batch statistics, otherwise with
+    the running statistics in ``state``.
+
+    Args:
+        params: from :func:`init_mlp`.
+        x: inputs ``(n, n_in)``.
+        config: the net.
+        state: running batch-norm statistics (:func:`init_bn_state`), or None.
+        train: training mode (batch statistics).
+
+    Returns:
+        ``(logits, hiddens)``: logits ``(n, n_out)`` and the list of the ``depth`` post-activation
+        hidden layers input→output, each ``(n, width)``.
     """
     logits, hiddens, _ = forward_with_state(params, x, config, state=state, train=train)
     return logits, hiddens

@@ -63,7 +63,7 @@ class PopulationResult(NamedTuple):
         """Member ``i`` as the :class:`TrainResult` of a single run (its own settings in ``info``)."""
         if not 0 <= i < self.size:
             raise InputError(f"member: {i} is outside the population (0..{self.size - 1})")
-        pick = lambda tree: jax.tree_util.tree_map(lambda a: a[i], tree)  # noqa: E731
+        pick = lambda tree: jax.tree_util.tree_map(lambda a: a[i], tree)
         metrics = {"step": self.metrics["step"], **{k: self.metrics[k][i] for k in METRICS}}
         info = {**self.info, **self.members[i], "status": self.status[i], "member": i}
         return TrainResult(pick(self.params), pick(self.bn_state), pick(self.method_state), metrics, self.config,
@@ -129,7 +129,17 @@ def _numbers(value, name: str, *, allow_none: bool = False) -> list:
 
 
 def seed_list(seeds) -> list[int]:
-    """``seeds``: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds."""
+    """The seeds of a population.
+
+    Args:
+        seeds: a count ``N`` (seeds 0..N-1) or a sequence of distinct seeds.
+
+    Returns:
+        The seeds as a list of ints.
+
+    Raises:
+        InputError: an empty list, a repeated or bad seed, or a count below 1.
+    """
     if isinstance(seeds, (list, tuple, np.ndarray, range)):
         out = [seed_value(s) for s in seeds]
         if not out:
@@ -152,7 +162,20 @@ def _mix(value) -> float:
 
 
 def members_grid(seeds, lr, sg_lr=None, mix=None) -> list[dict]:
-    """Every combination, mix-major then ``lr``, ``sg_lr`` and seed fastest; ``sg_lr`` None follows ``lr``."""
+    """Every combination, mix-major then ``lr``, ``sg_lr`` and seed fastest.
+
+    Args:
+        seeds: a count or a sequence of seeds (:func:`seed_list`).
+        lr: a rate or a list of rates (> 0).
+        sg_lr: the same for the method state (None follows ``lr``).
+        mix: SG mixing weights in [0, 1] (None: the method's own).
+
+    Returns:
+        One dict per member: ``seed``, ``lr``, ``sg_lr`` (and ``mix`` when given).
+
+    Raises:
+        InputError: an empty list or a bad value.
+    """
     mixes = [None] if mix is None else [_mix(m) for m in (mix if isinstance(mix, (list, tuple)) else [mix])]
     if not mixes:
         raise InputError("mix: empty list")
@@ -229,13 +252,13 @@ def _population_saver(checkpoint_dir, checkpoint_every, n_groups: int, p, sub, i
 
 
 def _combine(parts, info: dict) -> PopulationResult:
-    cat = lambda *xs: np.concatenate(xs)  # noqa: E731
+    cat = lambda *xs: np.concatenate(xs)
     states = [raw.state for _, _, raw in parts]
     fixed = [raw.member.fixed for _, _, raw in parts]
     rows = [raw.rows for _, _, raw in parts]
     status = tuple("ok" if bool(np.all(f)) else "diverged" for r in rows for f in r["finite"])
     metrics = {"step": rows[0]["step"], **{k: cat(*(r[k] for r in rows)) for k in METRICS}}
-    tree = lambda get_: jax.tree_util.tree_map(cat, *[get_(s) for s in states])  # noqa: E731
+    tree = lambda get_: jax.tree_util.tree_map(cat, *[get_(s) for s in states])
     timing = {k: [raw.info[k] for _, _, raw in parts] for k in ("compile_seconds", "train_seconds")}
     total = sum(timing["train_seconds"])
     steps = parts[0][0].steps

@@ -20,12 +20,30 @@ FORMAT_VERSION = 1
 
 
 def member_folder(i: int) -> str:
-    """The folder name of member ``i``."""
+    """The folder name of member ``i``.
+
+    Args:
+        i: the member's index.
+
+    Returns:
+        ``"member-i"``.
+    """
     return f"member-{i}"
 
 
 def member_folder_path(directory, member) -> Path:
-    """``DIR/member-i`` after checking ``member`` against the index."""
+    """``DIR/member-i`` after checking ``member`` against the index.
+
+    Args:
+        directory: the population folder.
+        member: the member's index.
+
+    Returns:
+        The member's folder.
+
+    Raises:
+        InputError: not a member of this population.
+    """
     index = read_population(directory)
     n = len(index["members"])
     if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < n:

@@ -112,14 +112,30 @@ class Row(NamedTuple):
 
 
 def rate(plan: Plan, lr):
-    """The learning rate (a number, an array or a tracer) under ``plan.schedule``; no validation here."""
+    """The learning rate under ``plan.schedule``; no validation here.
+
+    Args:
+        plan: the training program's settings.
+        lr: the base rate (a number, an array or a tracer).
+
+    Returns:
+        The rate, or an optax schedule of it.
+    """
     if callable(plan.optimizer) or plan.schedule == "constant":
         return lr
     return optax.cosine_decay_schedule(lr, plan.steps)
 
 
 def optimizer(name, lr) -> optax.GradientTransformation:
-    """``adam`` (optax defaults) or ``sgd`` at rate ``lr``, or ``name(lr)`` for a factory; no validation here."""
+    """``adam`` (optax defaults) or ``sgd`` at rate ``lr``, or ``name(lr)`` for a factory; no validation here.
+
+    Args:
+        name: ``"adam"``, ``"sgd"`` or a factory ``rate -> optax.GradientTransformation``.
+        lr: the rate (a number, an array or a tracer).
+
+    Returns:
+        The optax transformation.
+    """
     if callable(name):
         return name(lr)
     return optax.adam(lr) if name == "adam" else optax.sgd(lr)
@@ -130,12 +146,28 @@ def _optimizers(plan: Plan, hyper: Hyper):
 
 
 def keys(seed):
-    """The four keys of a run from its seed: init, method state, minibatch order, probe batch."""
+    """The four keys of a run from its seed: init, method state, minibatch order, probe batch.
+
+    Args:
+        seed: an int (a traced one under ``vmap``).
+
+    Returns:
+        The four JAX PRNG keys, stacked.
+    """
     return jax.random.split(jax.random.PRNGKey(seed), 4)
 
 
 def init(plan: Plan, seed, hyper: Hyper) -> tuple[State, Member]:
-    """The start of the run with ``seed`` (an int or an int array) and ``hyper``."""
+    """The start of the run with ``seed`` and ``hyper``.
+
+    Args:
+        plan: the training program's settings.
+        seed: an int or an int array (vmapped over members).
+        hyper: the run's rates.
+
+    Returns:
+        ``(State, Member)``.
+    """
     k_init, k_method, k_data, k_probe = keys(seed)
     params = init_mlp(plan.config, key=k_init, dtype=plan.dtype)
     mstate = plan.method.init(plan.config, key=k_method, dtype=plan.dtype)
@@ -156,7 +188,16 @@ def _all_finite(tree):
 
 
 def make_chunk(plan: Plan, length: int) -> Callable:
-    """``chunk(state, member, data, start) -> (state, row)``: steps ``start .. start + length - 1``, then a row."""
+    """A function running ``length`` training steps and then one evaluation.
+
+    Args:
+        plan: the training program's settings.
+        length: steps per chunk.
+
+    Returns:
+        ``chunk(state, member, data, start) -> (state, row)``: steps ``start .. start + length - 1``, then
+        the evaluation row.
+    """
     config, method = plan.config, plan.method
     steps_per_epoch, n_train, batch = plan.n_train // plan.batch_size, plan.n_train, plan.batch_size
 

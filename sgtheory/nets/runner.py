@@ -34,7 +34,16 @@ class Raw(NamedTuple):
 
 
 def data_arrays(data, n_out: int, dtype) -> Data:
-    """The data set as host arrays in the program's dtype (labels one-hot for training)."""
+    """The data set as host arrays in the program's dtype (labels one-hot for training).
+
+    Args:
+        data: the :class:`~sgtheory.data.Dataset`.
+        n_out: classes.
+        dtype: the program's dtype.
+
+    Returns:
+        The :class:`~sgtheory.nets.program.Data`.
+    """
     x = np.asarray(data.x_train, dtype)
     y = np.eye(n_out, dtype=dtype)[np.asarray(data.y_train)]
     return Data(x, y, np.asarray(data.x_test, dtype), np.asarray(data.y_test, np.int32))
@@ -42,13 +51,24 @@ def data_arrays(data, n_out: int, dtype) -> Data:
 
 def execute(plan: Plan, data: Data, seeds, hyper: Hyper, *, batched: bool, devices=None, show_progress=None,
             desc: str = "train", on_checkpoint: Callable | None = None, checkpoint_every: int | None = None) -> Raw:
-    """Train ``plan`` for each seed (with ``hyper``'s rates, arrays of the seeds' length when ``batched``).
+    """Train ``plan`` for each seed.
 
-    ``devices``: the devices to split the members over (batched), or whose first runs the single run
-    (default: every device JAX sees, or its first).
+    Args:
+        plan: the training program's settings.
+        data: the host arrays (:func:`data_arrays`).
+        seeds: the seeds, one per member.
+        hyper: the rates (arrays of the seeds' length when ``batched``).
+        batched: train the members as one vmapped program.
+        devices: the devices to split the members over (batched), or whose first runs the single run
+            (default: every device JAX sees, or its first).
+        show_progress: a progress bar (None: only on a terminal).
+        desc: the progress bar's label.
+        on_checkpoint: ``on_checkpoint(steps_done, raw)``, called at the first evaluation at or after each
+            multiple of ``checkpoint_every`` steps, with the state so far.
+        checkpoint_every: see ``on_checkpoint``.
 
-    ``on_checkpoint(steps_done, raw)`` is called at the first evaluation at or after each multiple of
-    ``checkpoint_every`` steps, with the state so far.
+    Returns:
+        The :class:`Raw` results (numpy).
     """
     n = len(seeds) if batched else 1
     t0 = time.perf_counter()

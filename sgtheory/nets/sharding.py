@@ -32,6 +32,13 @@ def layout(n_members: int, devices=None) -> tuple[list, int]:
 
     In one process: the fewest devices that give the smallest number of members per device (5 members
     on 4 devices: 3 devices, 2 each, 1 padded). With several processes every device takes part.
+
+    Args:
+        n_members: members of the population.
+        devices: the candidates (default: every device JAX sees).
+
+    Returns:
+        ``(devices, padded_count)``.
     """
     devices = list(jax.devices() if devices is None else devices)
     if jax.process_count() > 1:
@@ -43,7 +50,14 @@ def layout(n_members: int, devices=None) -> tuple[list, int]:
 
 
 def mesh(devices):
-    """A 1-D mesh over ``devices`` (axis :data:`AXIS`), or None for a single device."""
+    """A 1-D mesh over ``devices`` (axis :data:`AXIS`).
+
+    Args:
+        devices: JAX devices.
+
+    Returns:
+        The mesh, or None for a single device.
+    """
     return None if len(devices) < 2 else jax.sharding.Mesh(np.asarray(devices), (AXIS,))
 
 
@@ -56,8 +70,17 @@ def _shard_map(fn, mesh_, in_specs, out_specs):
 
 
 def batched(fn, mesh_, in_axes: tuple, out_axes):
-    """``fn`` vmapped with ``in_axes`` / ``out_axes`` (per argument, or per leaf: 0 for the member axis, None
-    for a value every member shares), split over ``mesh_`` when given; jitted, not yet compiled."""
+    """``fn`` vmapped over members, split over ``mesh_`` when given; jitted, not yet compiled.
+
+    Args:
+        fn: the single-member function.
+        mesh_: a mesh (:func:`mesh`), or None.
+        in_axes: per argument, or per leaf: 0 for the member axis, None for a value every member shares.
+        out_axes: the same for the outputs.
+
+    Returns:
+        The jitted function.
+    """
     vfn = jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
     if mesh_ is None:
         return jax.jit(vfn)
@@ -77,6 +100,13 @@ def shared_counters(state, *, keys: bool = True):
     small integer arrays equal in every member (a random key an optimiser factory closed over) count too.
     Kept as one shared value, a counter-derived term (Adam's bias correction) is a scalar in the population's
     program as in a single run's, and XLA simplifies both programs the same way.
+
+    Args:
+        state: a member's state (a pytree).
+        keys: count small integer arrays as counters too.
+
+    Returns:
+        A tree of axes (0 or None) shaped like ``state``.
     """
     def axis(a):
         a = np.asarray(a)
@@ -92,13 +122,21 @@ def shared_counters(state, *, keys: bool = True):
 def compile_for(jitted, *args, platform: str):
     """Lower and compile ``jitted`` for ``args``, with :data:`CPU_OPTIONS` on the CPU.
 
-    Returns ``(compiled, options_applied)``; an XLA that no longer knows the option compiles without it.
+    An XLA that no longer knows the option compiles without it.
+
+    Args:
+        jitted: a jitted function.
+        *args: its arguments (or shape structs).
+        platform: the backend's platform name.
+
+    Returns:
+        ``(compiled, options_applied)``.
     """
     lowered = jitted.lower(*args)
     if platform == "cpu":
         try:
             return lowered.compile(compiler_options=CPU_OPTIONS), True
-        except Exception as exc:  # noqa: BLE001 - XLA raises its own runtime error type for unknown options
+        except Exception as exc:
             if "ynn" not in str(exc).lower():
                 raise
     return lowered.compile(), False
@@ -107,8 +145,15 @@ def compile_for(jitted, *args, platform: str):
 def put(tree, mesh_, axes):
     """Host arrays as global arrays on ``mesh_``: split along the members axis (axis 0) or replicated (None).
 
-    ``axes``: 0 or None for the whole tree, or a tree of them. Works in every process of a multi-process run
-    (each provides the shards of its own devices).
+    Works in every process of a multi-process run (each provides the shards of its own devices).
+
+    Args:
+        tree: a pytree of host arrays.
+        mesh_: the mesh (:func:`mesh`).
+        axes: 0 or None for the whole tree, or a tree of them.
+
+    Returns:
+        The tree of global arrays.
     """
     if mesh_ is None:
         return tree
@@ -130,6 +175,9 @@ def synchronise(tag: str) -> None:
     The first cross-process collective also sets up the CPU collectives' context, which waits only a
     short while for the other processes: calling this before the long compilation keeps the processes
     in step when one of them compiles more slowly.
+
+    Args:
+        tag: names the barrier (the same in every process).
     """
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -138,7 +186,14 @@ def synchronise(tag: str) -> None:
 
 
 def to_host(tree):
-    """Every array of ``tree`` as numpy, gathered from every process when there are several."""
+    """Every array of ``tree`` as numpy, gathered from every process when there are several.
+
+    Args:
+        tree: a pytree of arrays.
+
+    Returns:
+        The tree of numpy arrays.
+    """
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

@@ -73,7 +73,18 @@ class Tape:
 
 
 def record(params, bn_state, x, y_onehot, config: MLPConfig):
-    """Run the net in training mode on ``x`` ``(n, n_in)`` and return ``(tape, new_bn_state)``."""
+    """Run the net in training mode on ``x`` ``(n, n_in)``, keeping what the credit-assignment rules need.
+
+    Args:
+        params: the net's parameters.
+        bn_state: running batch-norm statistics (``()`` without batch-norm).
+        x: inputs ``(n, n_in)``.
+        y_onehot: one-hot labels ``(n, C)``.
+        config: the net.
+
+    Returns:
+        ``(tape, new_bn_state)``: the :class:`Tape` and the updated statistics.
+    """
     h, hiddens, vjps, batch_stats = x, [x], [], []
     for i in range(config.depth):
         layer = params[i]
@@ -88,7 +99,7 @@ def record(params, bn_state, x, y_onehot, config: MLPConfig):
             batch_stats.append(bs)
             vjps.append(lambda d, vjp=vjp: vjp(d))
         else:
-            h, vjp = jax.vjp(lambda a_: norm_act(layer, a_, config, None, True)[0], a)
+            h, vjp = jax.vjp(lambda a_, layer=layer: norm_act(layer, a_, config, None, True)[0], a)
             vjps.append(lambda d, vjp=vjp: (vjp(d)[0], None))
         hiddens.append(h)
     logits = h @ params[-1]["W"] + params[-1]["b"][None, :]

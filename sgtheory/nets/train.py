@@ -77,7 +77,18 @@ def make_optimizer(name, lr) -> optax.GradientTransformation:
 
 
 def seed_value(seed, name: str = "seed") -> int:
-    """A seed: an integer in 0 .. 2**32 - 1 (see :func:`sgtheory.validate.seed`)."""
+    """A seed: an integer in 0 .. 2**32 - 1 (see :func:`sgtheory.validate.seed`).
+
+    Args:
+        seed: the value.
+        name: the name used in the message.
+
+    Returns:
+        The seed as an int.
+
+    Raises:
+        InputError: a bad seed.
+    """
     return _seed(seed, name)
 
 

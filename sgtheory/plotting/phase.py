@@ -16,9 +16,19 @@ STATUS_COLOURS = ("#3b7dd8", "#f2c14e", "#d1495b")  # converged, not converged, 
 
 def phase_axes(alphas, betas, *, ax=None, title: str | None = None):
     """The frame: log α × log β axes, labels, title and an all-"converged" (A, B) cell mesh.
-    Returns ``(fig, ax, mesh)``; :func:`fill_phase_axes` puts the data in. Tick labels are plain numbers
-    (0.01, 0.1, 1, 10): matplotlib's default 10^k labels go through its mathtext parser, whose set-up
-    is a third of the command's first draw."""
+
+    :func:`fill_phase_axes` puts the data in. Tick labels are plain numbers (0.01, 0.1, 1, 10):
+    matplotlib's default 10^k labels go through its mathtext parser, whose set-up is a large share of
+    the command's first draw.
+
+    Args:
+        alphas, betas: the grid's rates (A,) and (B,), log-spaced.
+        ax: the axes to draw on (default: a new figure).
+        title: the title.
+
+    Returns:
+        ``(fig, ax, mesh)``.
+    """
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -42,12 +52,22 @@ def phase_axes(alphas, betas, *, ax=None, title: str | None = None):
 
 def fill_phase_axes(ax, mesh, alphas, betas, status, rho=None, *, mismatch=None, predicted=None,
                     undetermined=None, kinds=None, kind_names=None) -> None:
-    """Colour the cells by ``status`` (A, B) (indices into :data:`sgtheory.verdicts.STATUS`); draw the
-    boundary of the ``predicted`` verdict along the cell edges (A, B: 1 converges, 0 diverges, NaN
-    undetermined), or, without it, the line ρ = 1 when ``rho`` (A, B) is given; hatch the
-    cells the theory leaves ``undetermined`` (bool (A, B)); cross the ``mismatch`` cells (bool (A, B));
-    where ``kinds`` (int (A, B), −1 for none) takes more than one value, outline the regions of the
-    different fixed points the runs are predicted to approach (named by ``kind_names``); add the legend."""
+    """Put a sweep's data into a :func:`phase_axes` frame, and add the legend.
+
+    Args:
+        ax: the frame's axes.
+        mesh: the frame's cell mesh.
+        alphas, betas: the grid's rates (A,) and (B,).
+        status: verdict indices (A, B) into :data:`sgtheory.verdicts.STATUS` (colours the cells).
+        rho: the theory's spectral radius (A, B); its line ρ = 1 is drawn when ``predicted`` is None.
+        mismatch: bool (A, B), cells crossed as mismatches.
+        predicted: the theory's verdict (A, B: 1 converges, 0 diverges, NaN undetermined); its boundary
+            is drawn along the cell edges.
+        undetermined: bool (A, B), cells hatched as left undetermined by the theory.
+        kinds: int (A, B), −1 for none: where it takes more than one value, the regions of the different
+            fixed points the runs are predicted to approach are outlined.
+        kind_names: the names of the ``kinds`` values, for the legend.
+    """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -117,7 +137,25 @@ def _edges(a, b, predicted: np.ndarray) -> list:
 
 def draw_phase_diagram(alphas, betas, status, rho=None, *, mismatch=None, predicted=None, undetermined=None,
                        kinds=None, kind_names=None, ax=None, title: str | None = None):
-    """The whole phase diagram (:func:`phase_axes`, then :func:`fill_phase_axes`). Returns ``(fig, ax)``."""
+    """The whole phase diagram (:func:`phase_axes`, then :func:`fill_phase_axes`).
+
+    Args:
+        alphas, betas: the grid's rates (A,) and (B,), log-spaced.
+        status: verdict indices (A, B) into :data:`sgtheory.verdicts.STATUS` (colours the cells).
+        rho: the theory's spectral radius (A, B); its line ρ = 1 is drawn when ``predicted`` is None.
+        mismatch: bool (A, B), cells crossed as mismatches.
+        predicted: the theory's verdict (A, B: 1 converges, 0 diverges, NaN undetermined); its boundary
+            is drawn along the cell edges.
+        undetermined: bool (A, B), cells hatched as left undetermined by the theory.
+        kinds: int (A, B), −1 for none: where it takes more than one value, the regions of the different
+            fixed points the runs are predicted to approach are outlined.
+        kind_names: the names of the ``kinds`` values, for the legend.
+        ax: the axes to draw on (default: a new figure).
+        title: the title.
+
+    Returns:
+        ``(fig, ax)``.
+    """
     fig, ax, mesh = phase_axes(alphas, betas, ax=ax, title=title)
     fill_phase_axes(ax, mesh, alphas, betas, status, rho, mismatch=mismatch, predicted=predicted,
                     undetermined=undetermined, kinds=kinds, kind_names=kind_names)

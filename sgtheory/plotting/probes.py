@@ -6,7 +6,7 @@ returns the figure and axes; none calls ``plt.show()``.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -43,13 +43,20 @@ __all__ = [
 ]
 
 # Activations from checkpoints/files, layer-wise comparison, SG loss-approximation probes (C8).
-from sgtheory.represent.activations import (  # noqa: E402
-    LayerActivations, checkpoint_activations, load_activations, make_activations)
-from sgtheory.represent.layerwise import (  # noqa: E402
-    LayerComparison, compare_layers, diagonal_block_distance, label_ordered_sample)
-from sgtheory.represent.sg_probes import (  # noqa: E402
-    LinearSGProbe, LossApproximation, NetSGProbe, checkpoint_sg_probe, compare_line_integral, linear_sg_probe,
-    loss_change_correlation, net_sg_probe, sg_line_integral, trajectory_loss_changes)
+from sgtheory.represent.activations import LayerActivations, checkpoint_activations, load_activations, make_activations
+from sgtheory.represent.layerwise import LayerComparison, compare_layers, diagonal_block_distance, label_ordered_sample
+from sgtheory.represent.sg_probes import (
+    LinearSGProbe,
+    LossApproximation,
+    NetSGProbe,
+    checkpoint_sg_probe,
+    compare_line_integral,
+    linear_sg_probe,
+    loss_change_correlation,
+    net_sg_probe,
+    sg_line_integral,
+    trajectory_loss_changes,
+)
 
 __all__ += [
     "LayerActivations", "checkpoint_activations", "load_activations", "make_activations",

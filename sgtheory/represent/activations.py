@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class LayerActivations:
     def __len__(self) -> int:
         return len(self.arrays)
 
-    def select(self, layers: Sequence[int | str] | None) -> "LayerActivations":
+    def select(self, layers: Sequence[int | str] | None) -> LayerActivations:
         """The layers given by position (negative allowed) or by name, in the order given.
 
         Args:
@@ -92,7 +92,7 @@ class LayerActivations:
         return LayerActivations(tuple(self.names[i] for i in idx), tuple(self.arrays[i] for i in idx),
                                 self.labels, self.source, self.notes, tuple(self.indices[i] for i in idx))
 
-    def subsample(self, index: np.ndarray) -> "LayerActivations":
+    def subsample(self, index: np.ndarray) -> LayerActivations:
         """The same layers restricted to the samples ``index`` (an integer index array).
 
         Args:

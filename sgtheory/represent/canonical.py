@@ -134,7 +134,7 @@ class _Basis:
     B: np.ndarray
     groups: np.ndarray | None = None
 
-    def take(self, rows: np.ndarray) -> "_Basis":
+    def take(self, rows: np.ndarray) -> _Basis:
         """The same basis for permuted samples (valid for permutations only: centring is kept)."""
         return _Basis(self.B[rows], None if self.groups is None else self.groups[rows])
 
@@ -150,12 +150,12 @@ class _PWView:
     groups: np.ndarray | None = None
 
     @classmethod
-    def of(cls, x: np.ndarray, name: str) -> "_PWView":
+    def of(cls, x: np.ndarray, name: str) -> _PWView:
         mean = x.mean(axis=0)
         dec = _decompose(x - mean, name, raw=True)
         return cls(x, mean, dec.U, dec.Vt, sample_groups(x))
 
-    def take(self, rows: np.ndarray) -> "_PWView":
+    def take(self, rows: np.ndarray) -> _PWView:
         return _PWView(self.raw[rows], self.mean, self.U[rows], self.Vt,
                        None if self.groups is None else self.groups[rows])
 
@@ -204,9 +204,10 @@ def _svd(a: np.ndarray):
     """Thin SVD ``(U (n, k), s (k,), Vt (k, d))``, ``k = min(n, d)``, singular values descending.
 
     Tall, well-conditioned matrices (``n ≥ 2d``, condition number ≤ 1e3) use the eigen-decomposition of
-    the ``d × d`` Gram matrix, ``A^T A = V S² V^T`` and ``U = A V S⁻¹``, about 3× cheaper than LAPACK's
-    SVD; squaring the condition number there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality
-    of ``U``. Everything else goes through LAPACK's SVD, which is accurate at any conditioning.
+    the ``d × d`` Gram matrix, ``A^T A = V S² V^T`` and ``U = A V S⁻¹`` (one product and a small symmetric
+    eigenproblem instead of LAPACK's bidiagonalisation of the tall matrix); squaring the condition number
+    there costs at most ``eps · cond² ≈ 2e-10`` in the orthogonality of ``U``. Everything else goes through LAPACK's
+    SVD, which is accurate at any conditioning.
     """
     n, d = a.shape
     if n >= 2 * d:

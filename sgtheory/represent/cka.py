@@ -105,7 +105,7 @@ class MinibatchCKA:
         self.hsic_yy = 0.0
         self.n_batches = 0
 
-    def update(self, X, Y) -> "MinibatchCKA":
+    def update(self, X, Y) -> MinibatchCKA:
         """Add one batch: ``X`` ``(b, d_x)`` and ``Y`` ``(b, d_y)``, the same ``b ≥ 4`` samples. Returns ``self``."""
         x, y = paired(X, Y, min_samples=4, drop_constant=False)
         lx, ly = _Linear.of(x, "X", True, check=False), _Linear.of(y, "Y", True, check=False)
@@ -139,7 +139,7 @@ class _Linear:
     debiased: bool
 
     @classmethod
-    def of(cls, x: np.ndarray, name: str, debiased: bool, *, check: bool = True) -> "_Linear":
+    def of(cls, x: np.ndarray, name: str, debiased: bool, *, check: bool = True) -> _Linear:
         xc = x - x.mean(axis=0)
         sq = np.einsum("ij,ij->i", xc, xc)
         if debiased:
@@ -152,7 +152,7 @@ class _Linear:
             self_term = float(np.linalg.norm(small @ small.T))
         return cls(xc, sq, float(self_term), debiased)
 
-    def take(self, rows: np.ndarray) -> "_Linear":
+    def take(self, rows: np.ndarray) -> _Linear:
         """The same view with its samples permuted (centring and self terms are unchanged)."""
         return _Linear(self.xc[rows], self.sq_norms[rows], self.self_hsic, self.debiased)
 
@@ -199,7 +199,7 @@ class _Gram:
     norm: float
 
     @classmethod
-    def rbf(cls, x: np.ndarray, name: str, sigma_frac: float, debiased: bool) -> "_Gram":
+    def rbf(cls, x: np.ndarray, name: str, sigma_frac: float, debiased: bool) -> _Gram:
         x = x - x.mean(axis=0)  # distances are shift-invariant; centring avoids cancellation in the expansion
         sq = np.einsum("ij,ij->i", x, x)
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
@@ -216,7 +216,7 @@ class _Gram:
                              "with itself is <= 0)")
         return cls(centred, float(np.sqrt(norm2)))
 
-    def take(self, rows: np.ndarray) -> "_Gram":
+    def take(self, rows: np.ndarray) -> _Gram:
         return _Gram(self.centred[np.ix_(rows, rows)], self.norm)
 
 

@@ -10,13 +10,14 @@ RDMs of a label-ordered sample, and how far each layer's within-class blocks are
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.represent.activations import LayerActivations
+from sgtheory.validate import seed as _seed
 
 #: Short measure names (as on the command line) -> names of :func:`sgtheory.represent.similarity_matrix`.
 #: ``rdm`` compares the layers' RDMs (1 − Pearson) by Spearman correlation of their upper triangles.
@@ -107,6 +108,7 @@ def compare_layers(a: LayerActivations, b: LayerActivations, measures: Sequence[
     from sgtheory.represent import similarity_matrix
 
     measures = parse_measures(measures)
+    seed = _seed(seed, "seed")
     if a.n_samples != b.n_samples:
         raise InputError(f"{a.source} has {a.n_samples} samples but {b.source} has {b.n_samples}; "
                          "both must hold the same samples")
@@ -143,6 +145,7 @@ def probe_accuracy(acts: LayerActivations, labels, *, test_fraction: float = 0.5
     from sgtheory.data import stratified_split
     from sgtheory.represent import linear_probe
 
+    seed = _seed(seed, "seed")
     y = np.asarray(labels)
     if y.shape != (acts.n_samples,):
         raise InputError(f"labels: shape {y.shape}, expected ({acts.n_samples},)")
@@ -173,7 +176,7 @@ def label_ordered_sample(labels, n: int, *, seed: int = 0) -> np.ndarray:
         raise InputError(f"labels: expected a non-empty 1-D array, got shape {y.shape}")
     if int(n) != n or n < 1:
         raise InputError(f"n: expected a positive integer, got {n!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed, "seed"))
     classes = np.unique(y)
     per = [n // classes.size + (1 if i < n % classes.size else 0) for i in range(classes.size)]
     picks = [np.sort(rng.permutation(np.flatnonzero(y == c))[:k]) for c, k in zip(classes, per)]

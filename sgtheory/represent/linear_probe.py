@@ -7,6 +7,7 @@ import numpy as np
 from sgtheory.errors import InputError
 from sgtheory.represent._validate import view
 from sgtheory.validate import int_in_range, positive
+from sgtheory.validate import seed as _seed
 
 __all__ = ["linear_probe"]
 
@@ -37,6 +38,7 @@ def linear_probe(X_train, y_train, X_test, y_test, *, C: float = 1.0, max_iter: 
 
     C = positive(C, "C")
     max_iter = int_in_range(max_iter, "max_iter", lo=1)
+    seed = _seed(seed, "seed")
     xtr = view(X_train, "X_train", min_samples=2, drop_constant=False)
     xte = view(X_test, "X_test", min_samples=1, drop_constant=False)
     if xtr.shape[1] != xte.shape[1]:

@@ -58,9 +58,9 @@ def similarity_matrix(layers_a, layers_b=None, measure="linear_cka", *, backend:
             opts = m.options(options, measure)
             prep_a = [_prepare(m, opts, x, f"layers_a[{i}]") for i, x in enumerate(a)]
             prep_b = prep_a if layers_b is None else [_prepare(m, opts, x, f"layers_b[{j}]") for j, x in enumerate(b)]
-            pair = lambda i, j: m.pair(prep_a[i], prep_b[j], **opts)  # noqa: E731
+            pair = lambda i, j: m.pair(prep_a[i], prep_b[j], **opts)
         else:
-            pair = lambda i, j: as_float(m(a[i], b[j], **options))  # noqa: E731
+            pair = lambda i, j: as_float(m(a[i], b[j], **options))
         if _use_device(backend, measure):
             out, symmetric = device_matrix(measure, prep_a, prep_b, opts), False
         else:

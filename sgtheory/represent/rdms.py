@@ -111,7 +111,7 @@ class _Triangle:
     method: str
 
     @classmethod
-    def of(cls, tri: np.ndarray, name: str, method: str) -> "_Triangle":
+    def of(cls, tri: np.ndarray, name: str, method: str) -> _Triangle:
         if tri.size < 3:
             raise InputError(f"{name}: needs at least 3 samples to compare RDMs")
         if np.ptp(tri) == 0:
@@ -125,7 +125,7 @@ class _Triangle:
         return cls(v / np.linalg.norm(v), method)
 
     @classmethod
-    def of_view(cls, X, name: str, metric: str, method: str) -> "_Triangle":
+    def of_view(cls, X, name: str, metric: str, method: str) -> _Triangle:
         d = _rdm(X, name, metric, rescale=True)  # RSA is unchanged by a common scale of the view
         if d.shape[0] < 3:
             raise InputError(f"{name}: needs at least 3 samples to compare RDMs")

@@ -10,7 +10,7 @@ import numpy as np
 from sgtheory.errors import InputError
 from sgtheory.represent._registry import Measure, lookup, reemit, scalar_function
 from sgtheory.represent._validate import fraction, paired
-from sgtheory.validate import int_in_range
+from sgtheory.validate import generator, int_in_range
 
 __all__ = ["permutation_test", "bootstrap_ci", "PermutationResult", "BootstrapResult"]
 
@@ -56,7 +56,7 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
       A :class:`PermutationResult`.
     """
     n_perm = int_in_range(n_permutations, "n_permutations", lo=1)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "seed")
     m = lookup(measure)
     if isinstance(m, Measure):
         opts = m.options(options, measure)
@@ -64,14 +64,14 @@ def permutation_test(X, Y, measure="linear_cka", n_permutations: int = 1000, see
         px, py = m.prepare(x, "X", **opts), m.prepare(y, "Y", **opts)
         value = m.pair(px, py, **opts)
         if hasattr(py, "take"):
-            shuffled = lambda rows: m.pair(px, py.take(rows), **opts)  # noqa: E731
+            shuffled = lambda rows: m.pair(px, py.take(rows), **opts)
         else:
-            shuffled = lambda rows: m.pair(px, m.prepare(y[rows], "Y", **opts), **opts)  # noqa: E731
+            shuffled = lambda rows: m.pair(px, m.prepare(y[rows], "Y", **opts), **opts)
     else:
         f = scalar_function(measure, options)
         x, y = paired(X, Y, min_samples=1, drop_constant=False)  # shapes only; the measure checks the rest
         value = f(x, y)
-        shuffled = lambda rows: f(x, y[rows])  # noqa: E731
+        shuffled = lambda rows: f(x, y[rows])
     n = x.shape[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -111,7 +111,7 @@ def bootstrap_ci(X, Y, measure="linear_cka", n_boot: int = 1000, level: float = 
     """
     n_boot = int_in_range(n_boot, "n_boot", lo=2)
     level = fraction(level, "level")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "seed")
     f = scalar_function(measure, options)
     x, y = paired(X, Y, min_samples=1, drop_constant=False)
     value = f(x, y)

@@ -72,17 +72,43 @@ def init_core(spec: CoreSpec, *, key, dtype=jnp.float32) -> dict:
 
 
 def affine(x, w, b):
-    """``x w + b`` for ``x`` of any leading shape (the bias broadcast explicitly)."""
+    """``x w + b`` for ``x`` of any leading shape (the bias broadcast explicitly).
+
+    Args:
+        x: inputs ``(..., n_in)``.
+        w: weights ``(n_in, n_out)``.
+        b: bias ``(n_out,)``.
+
+    Returns:
+        ``(..., n_out)``.
+    """
     return x @ w + jnp.reshape(b, (1,) * (x.ndim - 1) + b.shape)
 
 
 def zero_state(spec: CoreSpec, batch: int, dtype=jnp.float32):
-    """The initial state ``(batch, state_size)`` of zeros."""
+    """The initial state of zeros.
+
+    Args:
+        spec: the core.
+        batch: sequences.
+        dtype: the state's dtype.
+
+    Returns:
+        ``(batch, state_size)`` zeros.
+    """
     return jnp.zeros((batch, spec.state_size), dtype)
 
 
 def hidden_part(kind: str, s):
-    """The hidden units ``h`` of a state ``s`` (the first half of ``[h; c]`` for an LSTM)."""
+    """The hidden units ``h`` of a state ``s`` (the first half of ``[h; c]`` for an LSTM).
+
+    Args:
+        kind: ``"lstm"`` or ``"tanh"``.
+        s: states ``(..., state_size)``.
+
+    Returns:
+        ``h`` ``(..., hidden)``.
+    """
     return s[..., : s.shape[-1] // 2] if kind == "lstm" else s
 
 
@@ -109,7 +135,16 @@ def core_step(kind: str, params: dict, s, x):
 
 
 def readout(kind: str, params: dict, s):
-    """Logits ``h V + v`` ``(batch, n_out)`` read from the hidden part of state ``s``."""
+    """Logits ``h V + v`` read from the hidden part of state ``s``.
+
+    Args:
+        kind: ``"lstm"`` or ``"tanh"``.
+        params: the core's parameters (``V``, ``v``).
+        s: states ``(batch, state_size)``.
+
+    Returns:
+        Logits ``(batch, n_out)``.
+    """
     return affine(hidden_part(kind, s), params["V"], params["v"])
 
 

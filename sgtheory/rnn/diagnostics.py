@@ -43,7 +43,17 @@ def _windows(rule: Rule, xs):
 
 
 def boundary_states(rule: Rule, core: dict, s0, xs):
-    """The states ``s_{kT}`` entering every window ``k = 0..K−1``: ``(K, B, S)``."""
+    """The states ``s_{kT}`` entering every window ``k = 0..K−1``.
+
+    Args:
+        rule: the window algorithm's static settings (its truncation T).
+        core: the core's parameters.
+        s0: the start state ``(B, S)``.
+        xs: inputs ``(K·T, B, ...)``.
+
+    Returns:
+        ``(K, B, S)``.
+    """
 
     def window(s, x_w):
         s_end = jax.lax.fori_loop(0, rule.truncation, lambda t, s: core_step(rule.core, core, s, x_w[t]), s)
@@ -132,7 +142,7 @@ def bootstrap_terms(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers)
     out = run_sequence(rule, params, None, s0, batch, nums, train=False)
     r = run_sequence(rule, params, None, s0, batch, nums, exits=jnp.zeros_like(out.exits), train=False).targets
     entry = jnp.concatenate([jnp.zeros_like(out.exits[:1]), out.exits[:-1]], axis=0)
-    norm = lambda a: jnp.linalg.norm(a, axis=-1)  # noqa: E731
+    norm = lambda a: jnp.linalg.norm(a, axis=-1)
     return {"grad": norm(r), "sg": norm(out.exits), "boot": norm(out.targets - r), "target": norm(out.targets),
             "error": norm(entry - out.targets)}
 
@@ -164,7 +174,7 @@ def diagnose(rule: Rule, params: Params, s0, batch: Batch, nums: Numbers, *, key
     on = terms["sg"] > 0
     ratio = jnp.where(on, terms["boot"] / jnp.where(on, terms["sg"], 1.0), jnp.nan)
     gain = jnp.exp(jnp.mean(logs))
-    rms = lambda a: jnp.sqrt(jnp.mean(a ** 2))  # noqa: E731
+    rms = lambda a: jnp.sqrt(jnp.mean(a ** 2))
     return {"jac_norm": jnp.median(jn), "jac_norm_max": jnp.max(jn), "backward_gain": gain,
             "contraction": nums.target_discount * gain, "sg_gain": jnp.nanmedian(ratio),
             "grad_rms": rms(terms["grad"]), "sg_rms": rms(terms["sg"]), "boot_rms": rms(terms["boot"]),

@@ -20,10 +20,19 @@ LABEL = {"tbptt": "truncated BPTT", "dni": "DNI", "dni-aux": "DNI + Aux", "cdni"
 
 
 def run_cell(settings: Settings, method, seeds, corpus=None, show_progress=None, diagnostics: bool = False) -> dict:
-    """One grid cell: ``method`` on ``settings`` for every seed; returns its arrays (numpy).
+    """One grid cell: ``method`` on ``settings`` for every seed.
 
-    With ``diagnostics`` the stability numbers of :func:`sgtheory.rnn.diagnostics.diagnose` at every
-    evaluation are included (``diag_<name>``, ``(seeds, E)``).
+    Args:
+        settings: the run's :class:`~sgtheory.rnn.settings.Settings`.
+        method: a method or its name.
+        seeds: integer seeds, run together.
+        corpus: the corpus (charlm only).
+        show_progress: a progress bar (None: only on a terminal).
+        diagnostics: also record the stability numbers of :func:`sgtheory.rnn.diagnostics.diagnose` at
+            every evaluation (``diag_<name>``, ``(seeds, E)``).
+
+    Returns:
+        The cell's arrays (numpy): losses, levels, SG loss, cosines, throughput and the task metric.
     """
     result = train(settings, method, seeds, corpus=corpus, show_progress=show_progress, diagnostics=diagnostics)
     s, m = result.summary, result.metrics
@@ -68,7 +77,15 @@ def run_grid(base: dict, tasks, method_names, truncations, seeds, *, method_opti
 
 
 def make_method(name: str, options: dict):
-    """``methods.get(name)`` with the SG options that apply to it."""
+    """``methods.get(name)`` with the SG options that apply to it.
+
+    Args:
+        name: a method name of :mod:`sgtheory.rnn.methods`.
+        options: SG options (``aux_weight`` is passed to ``dni-aux`` only; none to ``bptt`` and ``tbptt``).
+
+    Returns:
+        The method.
+    """
     if name in ("bptt", "tbptt"):
         return rnn_methods.get(name)
     opts = {k: v for k, v in options.items() if k != "aux_weight" or name == "dni-aux"}
@@ -76,13 +93,28 @@ def make_method(name: str, options: dict):
 
 
 def mean_sd(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
+    """Mean and sample standard deviation (0 for one value).
+
+    Args:
+        values: numbers.
+
+    Returns:
+        ``(mean, sd)``.
+    """
     v = np.asarray(values, float)
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def markdown_table(arrays: dict, tasks, method_names, truncations) -> str:
-    """Table 1's layout: one row per (task, method), one column per T, cells "mean ± sd" over seeds."""
+    """Table 1's layout: one row per (task, method), one column per T, cells "mean ± sd" over seeds.
+
+    Args:
+        arrays: the grid's arrays (:func:`run_grid`).
+        tasks, method_names, truncations: the grid's axes.
+
+    Returns:
+        The markdown table.
+    """
     head = "| task | method | " + " | ".join(f"T = {T}" for T in truncations) + " |"
     lines = [head, "|" + "---|" * (2 + len(truncations))]
     for task in tasks:

@@ -198,7 +198,7 @@ _COLUMNS = ("method", "signal at a window exit", "reads", "learned", "update-loc
             "memory", "credit horizon")
 
 
-def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's name for it
+def unified_table(format: str = "markdown") -> str:
     """The recurrent methods' declared properties as a table, one row per method.
 
     Args:
@@ -208,7 +208,7 @@ def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's na
         The table as one string.
     """
     choice(format, "format", ("markdown", "text"))
-    yn = lambda b: "yes" if b else "no"  # noqa: E731
+    yn = lambda b: "yes" if b else "no"
     rows = []
     for name in METHODS:
         p = get(name).properties
@@ -219,12 +219,19 @@ def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's na
         lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(r[j]) for r in rows + [_COLUMNS]) for j in range(len(_COLUMNS))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
 
 
 def describe(name: str) -> dict:
-    """``{"summary", **properties}`` of method ``name`` with default options (JSON-able)."""
+    """Method ``name`` with default options, described.
+
+    Args:
+        name: a method name.
+
+    Returns:
+        ``{"summary", **properties}`` (JSON-able).
+    """
     m = get(name)
     return {"summary": m.summary, **asdict(m.properties)}
 

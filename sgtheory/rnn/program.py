@@ -45,7 +45,15 @@ class RunState(NamedTuple):
 
 
 def make_task(settings: Settings, vocab: int | None = None):
-    """The task object for ``settings`` (``vocab``: number of symbols, charlm only)."""
+    """The task object for ``settings``.
+
+    Args:
+        settings: the run's settings (its ``task``).
+        vocab: number of symbols (charlm only).
+
+    Returns:
+        A :class:`~sgtheory.rnn.tasks.CopyTask` or :class:`~sgtheory.rnn.tasks.TextTask`.
+    """
     if settings.task == "charlm":
         if vocab is None:
             raise InputError("charlm: needs a corpus")
@@ -55,20 +63,50 @@ def make_task(settings: Settings, vocab: int | None = None):
 
 
 def make_rule(settings: Settings, method, task, truncation: int | None = None) -> Rule:
-    """The static :class:`Rule` of ``method`` on ``task`` (``truncation`` overrides ``settings.truncation``)."""
+    """The static :class:`Rule` of ``method`` on ``task``.
+
+    Args:
+        settings: the run's settings.
+        method: the recurrent method.
+        task: the task object (:func:`make_task`).
+        truncation: overrides ``settings.truncation``.
+
+    Returns:
+        The :class:`Rule`.
+    """
     return Rule(settings.core, task.loss, task.n_out, int(truncation or settings.truncation), method.uses_sg,
                 method.conditioned, method.has_aux, method.two_pass, settings.update, method.sg_input)
 
 
 def numbers(settings: Settings, method, n: int, dtype=jnp.float32) -> Numbers:
-    """:class:`Numbers` for ``n`` runs (every field ``(n,)``)."""
+    """:class:`Numbers` for ``n`` runs (every field ``(n,)``).
+
+    Args:
+        settings: the run's settings (rates, clips).
+        method: the recurrent method (its SG options).
+        n: runs.
+        dtype: the numbers' dtype.
+
+    Returns:
+        The :class:`Numbers`.
+    """
     vals = (settings.lr, settings.sg_lr, settings.clip, settings.sg_clip, method.inject_scale,
             method.target_discount, method.aux_weight)
     return Numbers(*(np.full((n,), v, np.dtype(dtype)) for v in vals))
 
 
 def init_run(settings: Settings, method, task, key) -> RunState:
-    """A fresh :class:`RunState` from ``key`` (core, SG and aux head initialised; level 1; phase random)."""
+    """A fresh :class:`RunState` from ``key`` (core, SG and aux head initialised; level 1; phase random).
+
+    Args:
+        settings: the run's settings.
+        method: the recurrent method.
+        task: the task object.
+        key: the run's JAX PRNG key.
+
+    Returns:
+        The :class:`RunState`.
+    """
     dtype = DTYPES[settings.dtype]
     spec = CoreSpec(settings.core, task.n_in, settings.hidden, task.n_out)
     k_core, k_sg, k_phase, k_data = jax.random.split(key, 4)
@@ -83,8 +121,14 @@ def init_run(settings: Settings, method, task, key) -> RunState:
 
 
 def static_key(settings: Settings) -> Settings:
-    """``settings`` with every field that is data, or read only on the host, set to a constant: the key
-    under which compiled programs are shared."""
+    """``settings`` with every field that is data, or read only on the host, set to a constant.
+
+    Args:
+        settings: the run's settings.
+
+    Returns:
+        The key under which compiled programs are shared.
+    """
     return replace(settings, steps=1, lr=1.0, sg_lr=1.0, clip=1.0, sg_clip=1.0, eval_every=1, patience=0,
                    eval_chars=0, max_length=1)
 
@@ -166,8 +210,17 @@ COMPILED: dict = {}
 
 
 def padded_length(task: CopyTask, level: tuple[int, int], truncation: int) -> int:
-    """The padded length for a level: the next size in 1, 1.25, 1.5, 1.75 × 2^k windows of ``T``
-    steps at or above the level's length."""
+    """The padded length for a level: the next size in 1, 1.25, 1.5, 1.75 × 2^k windows of ``T`` steps at or
+    above the level's length.
+
+    Args:
+        task: the Copy task.
+        level: ``(n, r)``.
+        truncation: T.
+
+    Returns:
+        The length in steps, a multiple of T.
+    """
     windows = math.ceil(task.length(*level) / truncation)
     size = 1
     while size < windows:
@@ -177,7 +230,17 @@ def padded_length(task: CopyTask, level: tuple[int, int], truncation: int) -> in
 
 
 def rises_that_fit(task: CopyTask, levels: list[tuple[int, int]], length: int, cap: int) -> int:
-    """How many curriculum rises (at most ``cap``) every seed can take before a sequence outgrows ``length``."""
+    """How many curriculum rises (at most ``cap``) every seed can take before a sequence outgrows ``length``.
+
+    Args:
+        task: the Copy task.
+        levels: each seed's level ``(n, r)``.
+        length: the padded length.
+        cap: the most rises counted.
+
+    Returns:
+        The count.
+    """
     fit = cap
     for n, r in levels:
         k = 0
@@ -189,7 +252,17 @@ def rises_that_fit(task: CopyTask, levels: list[tuple[int, int]], length: int, c
 
 
 def grow_length(task: CopyTask, top: tuple[int, int], truncation: int, max_length: int) -> int:
-    """A padded length with room for about a quarter more of the most advanced level (at least two rises)."""
+    """A padded length with room for about a quarter more of the most advanced level (at least two rises).
+
+    Args:
+        task: the Copy task.
+        top: the most advanced seed's level ``(n, r)``.
+        truncation: T.
+        max_length: the longest allowed padded sequence.
+
+    Returns:
+        The length in steps, a multiple of T.
+    """
     ahead = top
     for _ in range(max(2, top[0] // 4)):
         ahead = task.next_level(*ahead)

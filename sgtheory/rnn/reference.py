@@ -24,7 +24,17 @@ from sgtheory.rnn.window import Batch, Rule, step_loss
 
 
 def sequence_loss(rule: Rule, core: dict, s0, xs, ys, mask):
-    """Task loss ``Σ_t Σ_n m_t ℓ_t`` of whole sequences from state ``s0`` (nats, summed over the batch)."""
+    """Task loss ``Σ_t Σ_n m_t ℓ_t`` of whole sequences from state ``s0`` (nats, summed over the batch).
+
+    Args:
+        rule: the window algorithm's static settings.
+        core: the core's parameters.
+        s0: the start state ``(B, S)``.
+        xs, ys, mask: inputs, targets and loss weights, time first.
+
+    Returns:
+        The loss, a scalar array.
+    """
 
     def step(s, inp):
         x, y, m = inp
@@ -36,7 +46,17 @@ def sequence_loss(rule: Rule, core: dict, s0, xs, ys, mask):
 
 
 def full_bptt_grad(rule: Rule, core: dict, s0, batch: Batch):
-    """Full BPTT: ``∂/∂θ`` of :func:`sequence_loss` divided by the batch size."""
+    """Full BPTT: ``∂/∂θ`` of :func:`sequence_loss` divided by the batch size.
+
+    Args:
+        rule: the window algorithm's static settings.
+        core: the core's parameters θ.
+        s0: the start state ``(B, S)``.
+        batch: the sequences.
+
+    Returns:
+        The gradient, shaped like ``core``.
+    """
     grad = jax.grad(sequence_loss, argnums=1)(rule, core, s0, batch.xs, batch.ys, batch.mask)
     return jax.tree_util.tree_map(lambda g: g / batch.xs.shape[1], grad)
 
@@ -44,7 +64,14 @@ def full_bptt_grad(rule: Rule, core: dict, s0, batch: Batch):
 def truncated_grads(rule: Rule, core: dict, s0, batch: Batch):
     """Truncated BPTT with windows of ``rule.truncation`` steps, one window at a time (a Python loop).
 
-    Returns the sum over windows of ``∂L_k/∂θ`` with ``s_b`` held constant, divided by the batch size.
+    Args:
+        rule: the window algorithm's static settings.
+        core: the core's parameters θ.
+        s0: the start state ``(B, S)``.
+        batch: the sequences.
+
+    Returns:
+        The sum over windows of ``∂L_k/∂θ`` with ``s_b`` held constant, divided by the batch size.
     """
     T, L = rule.truncation, batch.xs.shape[0]
     total = jax.tree_util.tree_map(jnp.zeros_like, core)
@@ -74,7 +101,7 @@ def future_gradients(rule: Rule, core: dict, s0, batch: Batch):
     """
     T, L = rule.truncation, batch.xs.shape[0]
     K = L // T
-    split = lambda a: a.reshape((K, T) + a.shape[1:])  # noqa: E731
+    split = lambda a: a.reshape((K, T) + a.shape[1:])
 
     def total(eps):
         def window(s, inp):

@@ -62,7 +62,15 @@ def init_sg(kind: str, state_size: int, cond_size: int = 0, *, key, hidden: int 
 
 
 def sg_features(s, sg_input: str = "raw"):
-    """The SG's view of states ``s`` ``(..., S)``: ``s`` itself (``raw``) or ``s / √(mean_i s_i² + ε)`` (``rms``)."""
+    """The SG's view of states ``s``: ``s`` itself (``raw``) or ``s / √(mean_i s_i² + ε)`` (``rms``).
+
+    Args:
+        s: states ``(..., S)``.
+        sg_input: ``"raw"`` or ``"rms"``.
+
+    Returns:
+        ``(..., S)``.
+    """
     if sg_input == "raw":
         return s
     return s * jax.lax.rsqrt(jnp.mean(s ** 2, axis=-1, keepdims=True) + RMS_EPS)
@@ -89,13 +97,29 @@ def apply_sg(params: dict, s, cond=None, sg_input: str = "raw"):
 
 
 def init_aux(state_size: int, dtype=jnp.float32) -> dict:
-    """The DNI + Aux head ``P(s) = s A + c`` ``{"A": (S, S), "c": (S,)}``, zero at the start."""
+    """The DNI + Aux head ``P(s) = s A + c``, zero at the start.
+
+    Args:
+        state_size: S.
+        dtype: the parameters' dtype.
+
+    Returns:
+        ``{"A": (S, S), "c": (S,)}``.
+    """
     int_in_range(state_size, "state size", 1)
     return {"A": jnp.zeros((state_size, state_size), dtype), "c": jnp.zeros((state_size,), dtype)}
 
 
 def apply_aux(params: dict, s):
-    """The head's prediction ``s A + c`` of the SG a window will emit, for states ``s`` ``(..., S)``."""
+    """The head's prediction ``s A + c`` of the SG a window will emit.
+
+    Args:
+        params: the head (:func:`init_aux`).
+        s: states ``(..., S)``.
+
+    Returns:
+        ``(..., S)``.
+    """
     return affine(s, params["A"], params["c"])
 
 

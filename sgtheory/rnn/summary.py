@@ -79,9 +79,18 @@ def _bpc_seeds(core_kind: str, vocab: int, streams: int, dtype, cores, text):
 def run_summary(task, prog: Program, metrics: dict, final, corpus, settings: Settings) -> dict:
     """The task metric per seed (JSON-able) from a run's ``metrics`` and ``final`` parameters.
 
-    Copy tasks: ``solved_n``, ``solved_r``, ``solved_length`` and ``sequences_to_level`` (sequences
-    trained until each level was solved); char LM: best ``val_bpc``, the ``test_bpc`` of ``final`` and
-    the ``best_step``.
+    Args:
+        task: the task object.
+        prog: the run's compiled :class:`~sgtheory.rnn.program.Program`.
+        metrics: the recorded metrics.
+        final: the final parameters (charlm's test BPC is measured on them).
+        corpus: the corpus (charlm only).
+        settings: the run's settings.
+
+    Returns:
+        Copy tasks: ``solved_n``, ``solved_r``, ``solved_length`` and ``sequences_to_level`` (sequences
+        trained until each level was solved); char LM: best ``val_bpc``, the ``test_bpc`` of ``final`` and
+        the ``best_step``.
     """
     if prog.text_task:
         val = metrics["val_bpc"]

@@ -38,6 +38,7 @@ from sgtheory.rnn.program import (
 )
 from sgtheory.rnn.settings import DTYPES, Settings
 from sgtheory.rnn.summary import evaluators, run_summary, solved_level
+from sgtheory.validate import seeds as _seeds
 
 
 class RNNResult(NamedTuple):
@@ -86,9 +87,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
     """
     settings = settings.check()
     method = _as_method(method)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise InputError("seeds: need at least one")
+    seeds = tuple(_seeds(seeds, "seeds"))
     if (settings.task == "charlm") != (corpus is not None):
         raise InputError("corpus: needed for charlm, and only for charlm")
     task = make_task(settings, corpus.vocab_size if corpus is not None else None)
@@ -172,7 +171,7 @@ def train(settings: Settings, method, seeds=(0,), *, corpus=None, show_progress:
     info = {"backend": jax.default_backend(), "steps_run": steps_run, "compile_seconds": round(prog.compile_seconds, 3),
             "train_seconds": round(train_s, 3), "programs": len(prog.compiled),
             "sequences_per_second": round(steps_run * settings.batch * n_seeds / max(train_s, 1e-9), 2)}
-    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)  # noqa: E731
+    to_np = lambda tree: jax.tree_util.tree_map(np.asarray, tree)
     return RNNResult(to_np(final), metrics, summary, settings, method, seeds, info)
 
 

@@ -131,14 +131,33 @@ class Credit(NamedTuple):
 
 
 def noise_floor(vocab: int, noise: float) -> float:
-    """B's irreducible loss (nats): the entropy of its target given the clean symbol."""
+    """B's irreducible loss (nats): the entropy of its target given the clean symbol.
+
+    Args:
+        vocab: symbols.
+        noise: the probability that B's target is a random symbol.
+
+    Returns:
+        The entropy in nats.
+    """
     hit = 1.0 - noise + noise / vocab
     miss = noise / vocab
     return -(hit * math.log(hit) + ((vocab - 1) * miss * math.log(miss) if miss > 0 else 0.0))
 
 
 def make_data(system: System, key, batch: int, noise, dtype=jnp.float32) -> Data:
-    """A batch of ``batch`` random sequences (see the module docstring); ``noise`` may be traced."""
+    """A batch of random sequences (see the module docstring).
+
+    Args:
+        system: the nets and the task.
+        key: the JAX PRNG key of the batch.
+        batch: sequences N.
+        noise: the label noise (may be traced).
+        dtype: the inputs' and weights' dtype.
+
+    Returns:
+        The :class:`Data`.
+    """
     k_sym, k_flip, k_rand = jax.random.split(key, 3)
     L, K, V = system.length, system.ticks, system.vocab
     sym = jax.random.randint(k_sym, (L, batch), 0, V)
@@ -150,7 +169,17 @@ def make_data(system: System, key, batch: int, noise, dtype=jnp.float32) -> Data
 
 
 def init_params(system: System, key, *, conditioned: bool = False, dtype=jnp.float32) -> Params:
-    """Fresh cores and an SG module whose last layer is zero (so ``dni`` starts as ``none``)."""
+    """Fresh cores and an SG module whose last layer is zero (so ``dni`` starts as ``none``).
+
+    Args:
+        system: the nets and the task.
+        key: the JAX PRNG key.
+        conditioned: the SG module reads cDNI's conditioning too.
+        dtype: the parameters' dtype.
+
+    Returns:
+        The :class:`Params`.
+    """
     k_a, k_b, k_sg = jax.random.split(key, 3)
     cond = system.vocab + 1 if conditioned else 0
     return Params(init_core(system.a, key=k_a, dtype=dtype), init_core(system.b, key=k_b, dtype=dtype),
@@ -170,7 +199,17 @@ def _window(a: dict, s, xs, ys, ms):
 
 
 def b_loss(system: System, b: dict, us, data: Data):
-    """B's loss over its ticks reading ``us`` ``(K, N, S_A)``, summed over ticks and batch (nats)."""
+    """B's loss over its ticks reading ``us``, summed over ticks and batch (nats).
+
+    Args:
+        system: the nets and the task.
+        b: B's core parameters.
+        us: what B reads at each tick ``(K, N, S_A)`` (A's boundary states).
+        data: the batch.
+
+    Returns:
+        The loss, a scalar array.
+    """
     s0 = zero_state(system.b, us.shape[1], us.dtype)
 
     def tick(s, inp):
@@ -187,8 +226,19 @@ def _split(system: System, a):
 
 
 def system_loss(system: System, a: dict, b: dict, data: Data, b_weight, eps=None):
-    """``Σ ℓ^A + b_weight · Σ ℓ^B`` of the whole system; ``eps`` ``(K + 1, N, S)`` is added to A's state at
-    every boundary ``kT`` (zero perturbations whose gradients are the true future gradients)."""
+    """``Σ ℓ^A + b_weight · Σ ℓ^B`` of the whole system.
+
+    Args:
+        system: the nets and the task.
+        a, b: the two cores' parameters.
+        data: the batch.
+        b_weight: the weight of B's loss.
+        eps: ``(K + 1, N, S)`` added to A's state at every boundary ``kT`` (zero perturbations whose
+            gradients are the true future gradients), or None.
+
+    Returns:
+        The loss, a scalar array (nats).
+    """
     n = data.xs.shape[1]
     s0 = zero_state(system.a, n, data.xs.dtype)
     eps = jnp.zeros((system.ticks + 1,) + s0.shape, s0.dtype) if eps is None else eps
@@ -205,14 +255,33 @@ def system_loss(system: System, a: dict, b: dict, data: Data, b_weight, eps=None
 
 
 def oracle_gradients(system: System, a: dict, b: dict, data: Data, b_weight):
-    """``∂(every later loss, A's and B's)/∂s^A_{kT}`` for ``k = 0..K``: ``(K + 1, N, S)``, per sequence."""
+    """``∂(every later loss, A's and B's)/∂s^A_{kT}`` for ``k = 0..K``, per sequence.
+
+    Args:
+        system: the nets and the task.
+        a, b: the two cores' parameters.
+        data: the batch.
+        b_weight: the weight of B's loss.
+
+    Returns:
+        ``(K + 1, N, S)``.
+    """
     n = data.xs.shape[1]
     eps = jnp.zeros((system.ticks + 1, n, system.a.state_size), data.xs.dtype)
     return jax.grad(lambda e: system_loss(system, a, b, data, b_weight, e))(eps)
 
 
 def boundary_states(system: System, a: dict, data: Data):
-    """A's state at every boundary ``kT``, ``k = 0..K``: ``(K + 1, N, S)``."""
+    """A's state at every boundary ``kT``, ``k = 0..K``.
+
+    Args:
+        system: the nets and the task.
+        a: A's core parameters.
+        data: the batch.
+
+    Returns:
+        ``(K + 1, N, S)``.
+    """
     s0 = zero_state(system.a, data.xs.shape[1], data.xs.dtype)
 
     def window(s, xs):
@@ -224,8 +293,16 @@ def boundary_states(system: System, a: dict, data: Data):
 
 
 def conditions(system: System, data: Data):
-    """cDNI's conditioning at every boundary ``kT``: the one-hot target and mask of the B tick that reads
-    it (tick ``k − 1``; zeros at ``k = 0``): ``(K + 1, N, vocab + 1)``."""
+    """cDNI's conditioning at every boundary ``kT``: the one-hot target and mask of the B tick that reads it
+    (tick ``k − 1``; zeros at ``k = 0``).
+
+    Args:
+        system: the nets and the task.
+        data: the batch.
+
+    Returns:
+        ``(K + 1, N, vocab + 1)``.
+    """
     c = jnp.concatenate([jax.nn.one_hot(data.yb, system.vocab, dtype=data.mb.dtype) * data.mb[..., None],
                          data.mb[..., None]], axis=-1)
     return jnp.concatenate([jnp.zeros_like(c[:1]), c])
@@ -244,7 +321,7 @@ def credit(system: System, mode: str, params: Params, data: Data, b_weight) -> C
     choice(mode, "mode", MODES)
     n = data.xs.shape[1]
     inv = jnp.asarray(1.0 / n, data.xs.dtype)
-    scale = lambda tree: jax.tree_util.tree_map(lambda g: g * inv, tree)  # noqa: E731
+    scale = lambda tree: jax.tree_util.tree_map(lambda g: g * inv, tree)
     zeros_sg = jax.tree_util.tree_map(jnp.zeros_like, params.sg)
     K, S = system.ticks, system.a.state_size
     if mode == "bptt":

@@ -40,6 +40,7 @@ from sgtheory.rnn.two_timescale import (
 )
 from sgtheory.rnn.window import adam_update
 from sgtheory.validate import choice, int_in_range, positive
+from sgtheory.validate import seeds as _seeds
 
 
 class Numbers(NamedTuple):
@@ -61,7 +62,17 @@ class State(NamedTuple):
 
 
 def init_state(system: System, mode: str, key, dtype=jnp.float32) -> State:
-    """Fresh parameters (:func:`sgtheory.rnn.two_timescale.init_params`) and Adam states."""
+    """Fresh parameters (:func:`sgtheory.rnn.two_timescale.init_params`) and Adam states.
+
+    Args:
+        system: the nets and the task.
+        mode: a name in :data:`MODES` (``cdni`` conditions the SG module).
+        key: the JAX PRNG key.
+        dtype: the parameters' dtype.
+
+    Returns:
+        The :class:`State`.
+    """
     params = init_params(system, key, conditioned=mode == "cdni", dtype=dtype)
     adam = optax.scale_by_adam()
     return State(params, (adam.init(params.a), adam.init(params.b), adam.init(params.sg)))
@@ -69,6 +80,15 @@ def init_state(system: System, mode: str, key, dtype=jnp.float32) -> State:
 
 def train_step(state: State, t, data_key, nums: Numbers, *, system: System, mode: str, batch: int):
     """One step ``t``: a fresh batch, the mode's credit, one Adam step per net and for the SG module.
+
+    Args:
+        state: the current :class:`State`.
+        t: the step (folded into ``data_key`` for the batch).
+        data_key: the run's data key.
+        nums: the run's numbers (rates, clips, ``b_weight``, ``noise``).
+        system: the nets and the task.
+        mode: a name in :data:`MODES`.
+        batch: sequences per batch.
 
     Returns:
         ``(state, (loss_a, loss_b, sg_loss))``, losses of this batch (summed, nats).
@@ -85,7 +105,18 @@ def train_step(state: State, t, data_key, nums: Numbers, *, system: System, mode
 
 
 def evaluate(params: Params, data, *, system: System, mode: str, b_weight) -> dict:
-    """Held-out numbers: ``b_loss`` (nats per B tick), ``a_loss`` (nats per A step), ``b_error``, ``sg_cosine``."""
+    """Held-out numbers of ``params``.
+
+    Args:
+        params: the parameters.
+        data: the held-out batch.
+        system: the nets and the task.
+        mode: a name in :data:`MODES`.
+        b_weight: the weight of B's loss.
+
+    Returns:
+        ``b_loss`` (nats per B tick), ``a_loss`` (nats per A step), ``b_error``, ``sg_cosine``.
+    """
     states = boundary_states(system, params.a, data)
     lb = b_loss(system, params.b, states[1:], data) / jnp.sum(data.mb)
     la = system_loss(system, params.a, params.b, data, 0.0) / jnp.sum(data.ma)
@@ -151,9 +182,9 @@ def sweep(system: System, modes, seeds, *, steps: int, eval_every: int, batch: i
     """
     system.check()
     modes = [choice(m, "mode", MODES) for m in modes]
-    seeds = [int_in_range(s, "seed", 0) for s in seeds]
-    if not modes or not seeds:
-        raise InputError("two-timescale sweep: needs at least one mode and one seed")
+    seeds = _seeds(seeds, "seeds")
+    if not modes:
+        raise InputError("two-timescale sweep: needs at least one mode")
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:
         raise InputError(f"steps ({steps}) must be a multiple of eval every ({eval_every})")

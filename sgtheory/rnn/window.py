@@ -114,23 +114,48 @@ class WindowCredit(NamedTuple):
 
 
 def step_loss(kind: str, logits, y):
-    """Per-sequence loss of one step in nats: sigmoid cross-entropy summed over channels (``bce``) or
-    softmax cross-entropy with an integer target (``softmax``). Returns ``(B,)``."""
+    """Per-sequence loss of one step in nats.
+
+    Args:
+        kind: ``"bce"`` (sigmoid cross-entropy summed over channels) or ``"softmax"`` (softmax
+            cross-entropy with an integer target).
+        logits: ``(B, n_out)``.
+        y: targets ``(B, n_out)`` (``bce``) or ``(B,)`` (``softmax``).
+
+    Returns:
+        ``(B,)``.
+    """
     if kind == "bce":
         return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, y), axis=-1)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
 def window_condition(rule: Rule, ys, mask):
-    """cDNI's conditioning vector for a window from its targets ``ys`` ``(T, B[, n_out])`` and ``mask`` ``(T, B)``:
-    the masked targets (one-hot for ``softmax``) and the mask, flattened per sequence: ``(B, T·(n_out + 1))``."""
+    """cDNI's conditioning vector for a window: the masked targets (one-hot for ``softmax``) and the mask,
+    flattened per sequence.
+
+    Args:
+        rule: the window algorithm's static settings.
+        ys: the window's targets ``(T, B[, n_out])``.
+        mask: its loss weights ``(T, B)``.
+
+    Returns:
+        ``(B, T·(n_out + 1))``.
+    """
     y = jax.nn.one_hot(ys, rule.n_out, dtype=mask.dtype) if rule.loss == "softmax" else ys.astype(mask.dtype)
     parts = jnp.concatenate([y * mask[..., None], mask[..., None]], axis=-1)  # (T, B, n_out + 1)
     return jnp.moveaxis(parts, 0, 1).reshape(parts.shape[1], -1)
 
 
 def cond_size(rule: Rule) -> int:
-    """Length of cDNI's conditioning vector (0 for the other methods)."""
+    """Length of cDNI's conditioning vector (0 for the other methods).
+
+    Args:
+        rule: the window algorithm's static settings.
+
+    Returns:
+        The length.
+    """
     return rule.truncation * (rule.n_out + 1) if rule.conditioned else 0
 
 
@@ -184,16 +209,34 @@ def _clip(grads, max_norm):
 
 
 def adam_update(params, grads, opt_state, lr, max_norm, active):
-    """Clip ``grads`` to global norm ``max_norm``, take one Adam step at rate ``lr``; keep everything
-    unchanged where ``active`` is false (a window made of padding). Returns ``(params, opt_state)``."""
+    """Clip ``grads`` to global norm ``max_norm`` and take one Adam step at rate ``lr``.
+
+    Args:
+        params: the parameters.
+        grads: their gradients.
+        opt_state: the Adam state.
+        lr: the rate.
+        max_norm: the clip norm.
+        active: false for a window made of padding: everything is kept unchanged.
+
+    Returns:
+        ``(params, opt_state)``.
+    """
     updates, new_state = optax.scale_by_adam().update(_clip(grads, max_norm), opt_state, params)
     new = jax.tree_util.tree_map(lambda p, u: p - (lr * u).astype(p.dtype), params, updates)
-    keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), a, b)  # noqa: E731
+    keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), a, b)
     return keep(new, params), keep(new_state, opt_state)
 
 
 def init_opt_states(params: Params):
-    """Adam states ``(core with aux head, sg)``."""
+    """Adam states of the core (with the aux head) and of the SG module.
+
+    Args:
+        params: the :class:`Params`.
+
+    Returns:
+        ``(core with aux head, sg)`` Adam states.
+    """
     adam = optax.scale_by_adam()
     return adam.init((params.core, params.aux)), adam.init(params.sg)
 
@@ -244,7 +287,7 @@ def run_sequence(rule: Rule, params: Params, opt_states, s0, batch: Batch, nums:
     T = rule.truncation
     L, B = batch.xs.shape[0], batch.xs.shape[1]
     K = L // T
-    split = lambda a: a.reshape((K, T) + a.shape[1:])  # noqa: E731
+    split = lambda a: a.reshape((K, T) + a.shape[1:])
     xs, ys, mask = split(batch.xs), split(batch.ys), split(batch.mask)
     starts = jnp.arange(K) * T
     exit_on = ((starts + T) < batch.end) | (batch.cont & (jnp.arange(K) == K - 1))

@@ -77,16 +77,20 @@ _COLUMNS = ("method", "signal for hidden layer i", "conditioned on", "learned", 
             "forward-locked")
 
 
-def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's name for it
+def unified_table(format: str = "markdown") -> str:
     """The unified-view table (claim C10), one row per method, generated from each method's declarations.
 
-    ``format``: ``"markdown"`` (a GitHub table) or ``"text"`` (aligned columns).
+    Args:
+        format: ``"markdown"`` (a GitHub table) or ``"text"`` (aligned columns).
+
+    Returns:
+        The table as one string.
     """
     choice(format, "format", ("markdown", "text"))
     rows = []
     for name in METHODS:
         p = get(name).properties
-        yn = lambda b: "yes" if b else "no"  # noqa: E731
+        yn = lambda b: "yes" if b else "no"
         rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked), yn(p.backward_locked),
                      yn(p.forward_locked)))
     if format == "markdown":
@@ -94,7 +98,7 @@ def unified_table(format: str = "markdown") -> str:  # noqa: A002 - the CLI's na
         lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(r[j]) for r in rows + [_COLUMNS]) for j in range(len(_COLUMNS))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
 
 

@@ -95,8 +95,16 @@ def chain(tape: Tape, delta, top: int, bottom: int, feedback: dict | None = None
 
     Each layer takes its signal, computes its gradients locally, and passes ``δa_i Mᵀ`` down, with
     ``M = W_i`` (the chain rule) or ``M = feedback[i]`` (Feedback Alignment).
-    Returns ``(grads, signals, below)``: dicts layer → gradients / signal, and the signal for
-    ``h_{bottom-1}`` (None when ``bottom == 1``).
+
+    Args:
+        tape: the batch's forward record.
+        delta: the signal for ``h_top`` ``(n, width)``.
+        top, bottom: the first and the last layer it passes through (1-based).
+        feedback: layer → fixed feedback matrix (Feedback Alignment), or None for the chain rule.
+
+    Returns:
+        ``(grads, signals, below)``: dicts layer → gradients / signal, and the signal for
+        ``h_{bottom-1}`` (None when ``bottom == 1``).
     """
     grads, signals = {}, {}
     for i in range(top, bottom - 1, -1):

@@ -169,8 +169,8 @@ class SyntheticGradient(Method):
         if self.input_model is not None:
             return self._credit_unlocked(state, tape)
         if self.every and self.module == "linear" and self.mix == 1.0 and tape.depth >= 2:
-            # batched on accelerators; on a CPU the per-layer products are faster (measured: 213 vs 165
-            # steps/s for csg-every on a 6×256 net, 2 cores), so the loop is compiled there
+            # batched on accelerators, where a step is a chain of small kernels and fewer launches win; on a
+            # CPU the per-layer loop is the faster one (paper_repro.md, train throughput), so it is compiled there
             return jax.lax.platform_dependent(cpu=lambda: self._credit_loop(state, tape),
                                               default=lambda: self._credit_every_batched(state, tape))
         return self._credit_loop(state, tape)
