@@ -26,13 +26,14 @@ steps and count only; ``--quick`` or any changed setting writes ``theory_robustn
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import datetime
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from sgtheory.machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE_NOISE = {"teacher": 0.5, "blobs": 1.0, "xor": 0.35, "correlated": 0.3}
@@ -154,9 +155,7 @@ def main(argv=None) -> int:
     summary = summarise(rows)
     out = {"benchmark": "theory_robustness", "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
            "suite_seed": args.suite_seed, "grid": grid, "steps": steps, "dtype": "float64",
-           "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                       "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-                       "jax": jax.__version__, "numpy": np.__version__},
+           "date": datetime.date.today().isoformat(), "machine": describe(),
            "seconds": round(time.perf_counter() - t0, 1), "summary": summary, "configs": rows}
     write_json(target, out)
     print({k: v for k, v in summary.items()}, f"-> {target}")
