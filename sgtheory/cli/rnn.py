@@ -36,7 +36,8 @@ def register(sub) -> None:
     p.add_argument("--sg-module", default=None, help="linear (default) or mlp SG module")
     p.add_argument("--sg-hidden", type=int, default=None, help="hidden units of an mlp SG module (default 256)")
     p.add_argument("--sg-input", default=None,
-                   help="how the SG reads the state: raw (default) or rms (divided by its RMS over units)")
+                   help="how the SG reads the state: raw or rms (divided by its RMS over units); default rms for "
+                        "charlm (the raw state of an unending stream grows and the SG can diverge), raw otherwise")
     p.add_argument("--aux-weight", type=float, default=None, help="weight λ of the DNI + Aux loss (default 0.1)")
     p.add_argument("--threshold", type=float, default=0.15, help="curriculum threshold in bits per target bit")
     p.add_argument("--repeat-norm", type=float, default=10.0, help="repeat-count normalisation (default 10)")
@@ -57,6 +58,8 @@ def register(sub) -> None:
 
 
 def _method_options(args) -> dict:
+    if args.sg_input is None and args.task == "charlm" and args.method not in ("bptt", "tbptt"):
+        args.sg_input = "rms"  # the setting of the char-LM table (paper_repro.md, recurrent DNI)
     opts = {"inject_scale": args.inject_scale, "target_discount": args.target_discount, "module": args.sg_module,
             "hidden": args.sg_hidden, "aux_weight": args.aux_weight, "sg_input": args.sg_input}
     return {k: v for k, v in opts.items() if v is not None}
