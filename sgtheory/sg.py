@@ -27,6 +27,29 @@ from sgtheory.validate import choice, int_in_range
 SG_KINDS = ("linear", "mlp")
 
 
+def init_mlp_zero_last(key, sizes, dtype=jnp.float32) -> dict:
+    """An MLP whose last layer starts at zero (its output is 0 until it learns): hidden weights He-normal.
+
+    The shape every learned module of the project starts from — SG modules, recurrent SG modules, input
+    models: a zero output leaves the net it serves untouched at the start.
+
+    Args:
+        key: PRNG key.
+        sizes: layer widths ``[n_in, h_1, ..., n_out]`` (at least two).
+        dtype: parameter dtype.
+
+    Returns:
+        ``{"layers": [{"W", "b"}, ...]}``, weights N(0, 2/fan_in) except the last layer's (zero); biases zero.
+    """
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = []
+    for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        w = jnp.zeros((a, b), dtype) if last else jax.random.normal(k, (a, b), dtype) * jnp.sqrt(2.0 / a).astype(dtype)
+        layers.append({"W": w, "b": jnp.zeros((b,), dtype)})
+    return {"layers": layers}
+
+
 def init_sg(kind: str, width: int, n_classes: int, *, conditioned: bool, key, hidden: int = 1024,
             n_hidden: int = 2, dtype=jnp.float32) -> dict:
     """Parameters of one SG module for an activation of ``width`` units, output layer zero.
@@ -52,13 +75,7 @@ def init_sg(kind: str, width: int, n_classes: int, *, conditioned: bool, key, hi
     int_in_range(hidden, "sg hidden units", 1)
     int_in_range(n_hidden, "sg hidden layers", 1)
     sizes = [width + (n_classes if conditioned else 0)] + [hidden] * n_hidden + [width]
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = []
-    for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        w = jnp.zeros((a, b), dtype) if last else jax.random.normal(k, (a, b), dtype) * jnp.sqrt(2.0 / a).astype(dtype)
-        layers.append({"W": w, "b": jnp.zeros((b,), dtype)})
-    return {"layers": layers}
+    return init_mlp_zero_last(key, sizes, dtype)
 
 
 def apply_sg(params: dict, h, y, u=None, *, precision=None):
@@ -103,4 +120,4 @@ def sg_loss(params: dict, h, y, target, *, u=None, weight=None, precision=None):
     return 0.5 * jnp.sum(w * r), out
 
 
-__all__ = ["SG_KINDS", "init_sg", "apply_sg", "sg_loss"]
+__all__ = ["SG_KINDS", "init_mlp_zero_last", "init_sg", "apply_sg", "sg_loss"]

@@ -44,6 +44,7 @@ from sgtheory.nets.methods.synthetic import SyntheticGradient
 from sgtheory.nets.mlp import MLPConfig, forward, init_bn_state, init_mlp
 from sgtheory.nets.sg_shift import train_apply_shift
 from sgtheory.nets.tape import record
+from sgtheory.nets.train import check_data_fits
 from sgtheory.validate import choice, int_in_range, positive
 from sgtheory.validate import seeds as _seeds
 
@@ -239,13 +240,7 @@ def async_sweep(data: Dataset, config: MLPConfig, method: Method | str, *, p_upd
     steps, eval_every = int_in_range(steps, "steps", 1), int_in_range(eval_every, "eval every", 1)
     if steps % eval_every:
         raise InputError(f"steps ({steps}) must be a multiple of eval every ({eval_every})")
-    batch_size = int_in_range(batch_size, "batch size", 1)
-    n_train = data.x_train.shape[0]
-    if batch_size > n_train:
-        raise InputError(f"batch size {batch_size} exceeds the {n_train} training examples of {data.name}")
-    if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
-        raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
-                         f"{data.x_train.shape[1]} features / {data.n_classes} classes")
+    batch_size = check_data_fits(data, config, batch_size)
     choice(schedule, "schedule", SCHEDULES)
     lr = positive(lr, "lr")
     sg_lr = lr if sg_lr is None else positive(sg_lr, "sg lr")

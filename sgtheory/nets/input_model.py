@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from sgtheory.sg import init_mlp_zero_last
 from sgtheory.validate import choice, int_in_range
 
 INPUT_MODELS = ("linear", "mlp")
@@ -41,13 +42,7 @@ def init_input_model(kind: str, n_in: int, width: int, *, key, hidden: int = 256
     if kind == "mlp":
         sizes = [n_in] + [int_in_range(hidden, "input-model hidden units", 1)] * int_in_range(
             n_hidden, "input-model hidden layers", 1) + [width]
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = []
-    for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        w = jnp.zeros((a, b), dtype) if last else jax.random.normal(k, (a, b), dtype) * jnp.sqrt(2.0 / a).astype(dtype)
-        layers.append({"W": w, "b": jnp.zeros((b,), dtype)})
-    return {"layers": layers}
+    return init_mlp_zero_last(key, sizes, dtype)
 
 
 def apply_input_model(params: dict, x):

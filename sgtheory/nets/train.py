@@ -92,6 +92,27 @@ def seed_value(seed, name: str = "seed") -> int:
     return _seed(seed, name)
 
 
+def check_data_fits(data: Dataset, config: MLPConfig, batch_size: int) -> int:
+    """Refuse a data set the net cannot read or a batch larger than its training split (one clear line).
+
+    Args:
+        data: the data set.
+        config: the net.
+        batch_size: examples per step.
+
+    Returns:
+        ``batch_size`` as an int.
+    """
+    batch_size = int_in_range(batch_size, "batch size", 1)
+    n_train = data.x_train.shape[0]
+    if batch_size > n_train:
+        raise InputError(f"batch size {batch_size} exceeds the {n_train} training examples of {data.name}")
+    if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
+        raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
+                         f"{data.x_train.shape[1]} features / {data.n_classes} classes")
+    return batch_size
+
+
 def plan(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, batch_size: int = 128,
          optimizer="adam", schedule: str = "constant", eval_every: int = 500, dtype=jnp.float32) -> Plan:
     """Validate the settings a compiled training program depends on and return its :class:`Plan`.
@@ -111,14 +132,8 @@ def plan(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, 
     if not isinstance(method, Method):
         raise InputError(f"method: expected a name or a Method, got {type(method).__name__}")
     steps = int_in_range(steps, "steps", 1)
-    batch_size = int_in_range(batch_size, "batch size", 1)
+    batch_size = check_data_fits(data, config, batch_size)
     eval_every = int_in_range(eval_every, "eval every", 1)
-    n_train = data.x_train.shape[0]
-    if batch_size > n_train:
-        raise InputError(f"batch size {batch_size} exceeds the {n_train} training examples of {data.name}")
-    if data.x_train.shape[1] != config.n_in or data.n_classes != config.n_out:
-        raise InputError(f"net has {config.n_in} inputs / {config.n_out} outputs but {data.name} has "
-                         f"{data.x_train.shape[1]} features / {data.n_classes} classes")
     if callable(optimizer):
         if schedule != "constant":
             raise InputError("schedule: a custom optimizer factory brings its own schedule")
@@ -132,7 +147,7 @@ def plan(data: Dataset, config: MLPConfig, method: Method | str, *, steps: int, 
         raise InputError("dtype float64 needs JAX's x64 mode (jax.config.update('jax_enable_x64', True))")
     if hasattr(method, "sg_layers"):
         method.sg_layers(config.depth)  # an SG layer outside the net fails before anything is built
-    return Plan(config, method, optimizer, schedule, steps, batch_size, eval_every, n_train, dtype.type)
+    return Plan(config, method, optimizer, schedule, steps, batch_size, eval_every, data.x_train.shape[0], dtype.type)
 
 
 def settings_info(p: Plan, data: Dataset) -> dict:
@@ -203,4 +218,5 @@ def _nbytes(tree) -> int:
     return sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["OPTIMIZERS", "SEED_LIMIT", "TrainResult", "learning_rate", "make_optimizer", "plan", "seed_value", "train"]
+__all__ = ["OPTIMIZERS", "SEED_LIMIT", "TrainResult", "check_data_fits", "learning_rate", "make_optimizer", "plan",
+           "seed_value", "train"]

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from sgtheory.rnn.cores import affine
+from sgtheory.sg import init_mlp_zero_last
 from sgtheory.validate import choice, int_in_range
 
 SG_MODULES = ("linear", "mlp")
@@ -52,13 +53,7 @@ def init_sg(kind: str, state_size: int, cond_size: int = 0, *, key, hidden: int 
     n_in = state_size + cond_size
     sizes = [n_in, state_size] if kind == "linear" else [n_in, int_in_range(hidden, "sg hidden units", 1),
                                                           hidden, state_size]
-    keys = jax.random.split(key, len(sizes) - 1)
-    layers = []
-    for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        w = jnp.zeros((a, b), dtype) if last else jax.random.normal(k, (a, b), dtype) * jnp.sqrt(2.0 / a).astype(dtype)
-        layers.append({"W": w, "b": jnp.zeros((b,), dtype)})
-    return {"layers": layers}
+    return init_mlp_zero_last(key, sizes, dtype)
 
 
 def sg_features(s, sg_input: str = "raw"):
