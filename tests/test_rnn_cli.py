@@ -85,6 +85,12 @@ def test_tiny_copy_run_checkpoint_evaluate_and_determinism(capsys, tmp_path):
     assert np.array_equal(load_checkpoint(tmp_path / "a").metrics["loss_bits"], ck.metrics["loss_bits"])
     code, out, _ = _run(capsys, argv + ["--seed", "5"])
     assert json.loads(out)["sg_loss"] != first["sg_loss"]
+    # a checkpoint whose seeds were edited to a negative number: one line, exit 2, no traceback
+    meta = json.loads((tmp_path / "a" / "checkpoint.json").read_text())
+    meta["seeds"] = [0, -1]
+    (tmp_path / "a" / "checkpoint.json").write_text(json.dumps(meta))
+    code, _, err = _run(capsys, ["--evaluate", str(tmp_path / "a")])
+    assert code == 2 and "seeds" in err and "Traceback" not in err
 
 
 def test_tiny_charlm_run(capsys, tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 
 from sgtheory.errors import InputError
 from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.validate import seeds as check_seeds
 
 FORMAT = "sgtheory-rnn-checkpoint"
 FORMAT_VERSION = 1
@@ -130,7 +131,7 @@ def load_checkpoint(path) -> RNNCheckpoint:
     try:
         settings = Settings.from_dict(meta["settings"])
         method = get(meta["method"]["name"], **meta["method"]["options"])
-        seeds = tuple(int(s) for s in meta["seeds"])
+        seeds = tuple(check_seeds(meta["seeds"], f"checkpoint {json_path}: seeds"))
         listed = list(meta["arrays"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"checkpoint {json_path}: incomplete or bad metadata ({exc})") from None
