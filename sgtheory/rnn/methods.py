@@ -23,7 +23,9 @@ unknown; see ``paper_repro.md``):
   target, as one backward pass computes it): the SG's target is ``∂L_window/∂s_b + γ·(∂s_exit/∂s_b)ᵀ SG``;
 - ``module``: ``linear`` (default) or ``mlp`` (two ReLU layers of ``hidden`` units); last layer zero;
 - ``sg_input``: the SG reads the state ``raw`` (default) or divided by its RMS over units (``rms``,
-  :func:`sgtheory.rnn.sg.sg_features`), which bounds the SG's output whatever the state's scale;
+  :func:`sgtheory.rnn.sg.sg_features`), which bounds the SG's output whatever the state's scale — use
+  ``rms`` on an unending stream (char LM), where a raw-reading SG and the state can run away together
+  (``analyses/dni_rnn_stability.py``; ``sgtheory rnn --task charlm`` and the analyses choose it there);
 - ``aux_weight`` ``λ`` (``dni-aux`` only, default 0.1).
 """
 
