@@ -23,7 +23,7 @@ from sgtheory.repro import analysis_main, guard_script
 
 guard_script(__name__, __file__)  # Ctrl-C from here on: one line, exit code 130
 
-from sgtheory.settings import Setting
+from sgtheory.settings import RECURRENT, Setting
 
 NAME = "dni_rnn_curves"
 
@@ -32,24 +32,12 @@ SETTINGS = (
             choices=("bptt", "tbptt", "dni", "cdni", "dni-aux"), help="methods"),
     Setting("truncation", "int", full=3, lo=1, hi=1024, help="truncation window T"),
     Setting("runs", "int", full=3, quick=2, lo=1, hi=64, help="seeds per curve"),
-    Setting("hidden", "int", full=128, quick=32, lo=1, hi=8192, help="LSTM units"),
-    Setting("batch_size", "int", full=32, quick=16, lo=1, hi=4096, help="sequences per batch"),
     Setting("copy_steps", "int", full=12_000, quick=150, lo=1, help="batches per Copy run"),
     Setting("lm_steps", "int", full=1000, quick=40, lo=1, help="batches per char-LM run"),
-    Setting("lr", "float", full=3e-3, above=0, help="Adam learning rate of the core"),
-    Setting("sg_lr", "float", full=1e-3, above=0, help="Adam learning rate of the SG"),
-    Setting("clip", "float", full=0.0, lo=0, help="global-norm clip of core and SG gradients (0 = none)"),
-    Setting("inject_scale", "float", full=0.1, lo=0, help="scale s of the injected SG"),
-    Setting("target_discount", "float", full=1.0, lo=0, hi=1, help="Copy: discount γ of the SG in its own target"),
-    Setting("lm_target_discount", "float", full=0.1, lo=0, hi=1, help="char LM: discount γ (a stream needs γ < 1)"),
-    Setting("lm_sg_input", "str", full="rms", choices=("raw", "rms"),
-            help="char LM: how the SG reads the state (as in dni_rnn_table; Copy reads it raw)"),
-    Setting("aux_weight", "float", full=0.1, lo=0, help="weight λ of the DNI + Aux loss"),
-    Setting("seq_len", "int", full=120, quick=60, lo=1, help="char LM: characters per training sequence"),
-    Setting("eval_every", "int", full=50, quick=10, lo=1, help="char LM: batches between validations"),
-    Setting("eval_chars", "int", full=100_000, quick=8_000, lo=0, help="char LM: validation characters (0 = all)"),
-    Setting("corpus", "str", full="kjv", choices=("kjv", "ptb", "text"), help="char LM corpus"),
-    Setting("data_root", "path", full=None, optional=True, help="ptb folder or text file"),
+    *RECURRENT.pick("hidden", "batch_size", "lr", "sg_lr", "clip", "inject_scale", "target_discount",
+                    "lm_target_discount", "lm_sg_input", "aux_weight", "seq_len", "eval_every", "eval_chars", "corpus",
+                    "data_root", hidden=(128, 32), batch_size=(32, 16), seq_len=(120, 60), eval_every=(50, 10),
+                    eval_chars=(100_000, 8_000)),
 )
 
 

@@ -12,6 +12,7 @@ Subpackages, one concept each:
 - :mod:`sgtheory.cli`       the ``sgtheory`` command line
 - :mod:`sgtheory.settings`  option tables of the analyses and commands; :mod:`sgtheory.testing` pytree assertions
 - :mod:`sgtheory.machine`   the machine, versions and load a benchmark was measured on
+- :mod:`sgtheory.tables`    text tables (the methods' declared properties)
 """
 
 from sgtheory.errors import InputError

@@ -37,9 +37,10 @@ from sgtheory._outdir import (
 )
 from sgtheory.errors import InputError, NonFiniteWarning
 
-__all__ = ["TEMP_PATTERN", "TEMP_TAG", "atomic_path", "check_output_path", "ensure_writable_dir", "json_safe",
-           "json_text", "load_npz", "output_dir", "read_json", "remove_stale_temporaries", "remove_unfinished",
-           "savefig", "savez", "write_json", "write_text"]
+__all__ = ["TEMP_PATTERN", "TEMP_TAG", "atomic_path", "check_output_path", "checkpoint_files", "ensure_writable_dir",
+           "flatten_arrays", "json_safe", "json_text", "load_npz", "output_dir", "read_json",
+           "remove_stale_temporaries", "remove_unfinished", "savefig", "savez", "unflatten_arrays", "write_json",
+           "write_text"]
 
 
 @contextlib.contextmanager
@@ -284,3 +285,76 @@ def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} {p}: corrupt JSON ({exc})") from None
+
+
+def flatten_arrays(tree, prefix: str, out: dict) -> dict:
+    """Flatten a pytree of dicts, lists and tuples into ``out`` under ``prefix/key/index`` names (the
+    ``.npz`` layout of every checkpoint: plain arrays, readable without pickle).
+
+    Args:
+        tree: nested dicts / lists / tuples with array leaves.
+        prefix: the name the keys start with.
+        out: the dict to add ``name -> numpy array`` entries to.
+
+    Returns:
+        ``out``.
+    """
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            flatten_arrays(v, f"{prefix}/{k}", out)
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            flatten_arrays(v, f"{prefix}/{i}", out)
+    else:
+        out[prefix] = np.asarray(tree)
+    return out
+
+
+def unflatten_arrays(flat: Mapping[str, Any], prefix: str):
+    """Inverse of :func:`flatten_arrays` for the keys under ``prefix``.
+
+    Args:
+        flat: ``name -> array``, e.g. from :func:`load_npz`.
+        prefix: the name the wanted keys start with.
+
+    Returns:
+        Nested dicts; a level whose keys are exactly ``0..n-1`` becomes a list; ``{}`` if no key matches.
+    """
+    root: dict = {}
+    for key, value in flat.items():
+        if not key.startswith(prefix + "/"):
+            continue
+        node, parts = root, key[len(prefix) + 1:].split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+
+    def fix(node):
+        if not isinstance(node, dict):
+            return node
+        node = {k: fix(v) for k, v in node.items()}
+        if node and set(node) == {str(i) for i in range(len(node))}:
+            return [node[str(i)] for i in range(len(node))]
+        return node
+
+    return fix(root)
+
+
+def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The two files of a checkpoint (``checkpoint.npz``, ``checkpoint.json``) named by its folder or by either file.
+
+    Args:
+        path: the checkpoint's folder, or its ``.npz`` or ``.json`` file.
+
+    Returns:
+        ``(npz_path, json_path)`` (not checked for existence).
+
+    Raises:
+        InputError: for a path that is neither a folder nor a ``.npz``/``.json`` file.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return p / "checkpoint.npz", p / "checkpoint.json"
+    if p.suffix in (".npz", ".json"):
+        return p.with_suffix(".npz"), p.with_suffix(".json")
+    raise InputError(f"checkpoint {p}: not a checkpoint folder or .npz/.json file")

@@ -273,4 +273,27 @@ TRAINING = Group((
             help="population size: seeds --seed .. --seed + N - 1 trained together in one program"),
 ))
 
-__all__ = ["KINDS", "SEED", "SEED_MAX", "Group", "Setting", "TRAINING", "add_settings", "resolve"]
+#: Options of the recurrent-DNI analyses (core, optimisers, SG, character LM); ``pick`` sets each script's sizes.
+RECURRENT = Group((
+    Setting("hidden", "int", full=128, quick=64, lo=1, hi=8192, help="LSTM units"),
+    Setting("batch_size", "int", full=32, lo=1, hi=4096, help="sequences per batch"),
+    Setting("lr", "float", full=3e-3, above=0, help="Adam learning rate of the core"),
+    Setting("sg_lr", "float", full=1e-3, above=0, help="Adam learning rate of the SG"),
+    Setting("clip", "float", full=0.0, lo=0, help="global-norm clip of core and SG gradients (0 = none)"),
+    Setting("inject_scale", "float", full=0.1, lo=0, help="scale s of the injected SG (the paper's 0.1)"),
+    Setting("target_discount", "float", full=1.0, lo=0, hi=1,
+            help="Copy tasks: discount γ of the SG in its own target (episodes end, so γ = 1 is bounded)"),
+    Setting("lm_target_discount", "float", full=0.1, lo=0, hi=1,
+            help="char LM: discount γ (an unending stream needs γ < 1 for a bounded target)"),
+    Setting("lm_sg_input", "str", full="rms", choices=("raw", "rms"),
+            help="char LM: how the SG reads the state (rms: divided by its RMS over units; the raw cell state of an "
+                 "unending stream grows and the bootstrapped SG diverged at T >= 4, see dni_rnn_stability)"),
+    Setting("aux_weight", "float", full=0.1, lo=0, help="weight λ of the DNI + Aux loss"),
+    Setting("seq_len", "int", full=120, lo=1, help="char LM: characters per training sequence (a multiple of every T)"),
+    Setting("eval_every", "int", full=100, quick=50, lo=1, help="char LM: batches between validations"),
+    Setting("eval_chars", "int", full=100_000, quick=20_000, lo=0, help="char LM: validation characters (0 = all)"),
+    Setting("corpus", "str", full="kjv", choices=("kjv", "ptb", "text"), help="char LM corpus"),
+    Setting("data_root", "path", full=None, optional=True, help="ptb folder or text file"),
+))
+
+__all__ = ["KINDS", "RECURRENT", "SEED", "SEED_MAX", "Group", "Setting", "TRAINING", "add_settings", "resolve"]

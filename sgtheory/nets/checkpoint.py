@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sgtheory.errors import InputError
-from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.io import checkpoint_files, ensure_writable_dir, flatten_arrays, load_npz, read_json, savez, write_json
 from sgtheory.validate import finite_array
 
 FORMAT = "sgtheory-checkpoint"
@@ -35,39 +35,6 @@ class Checkpoint(NamedTuple):
     metrics: dict
     meta: dict
 
-
-def _flatten(tree, prefix: str, out: dict) -> dict:
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            _flatten(v, f"{prefix}/{k}", out)
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            _flatten(v, f"{prefix}/{i}", out)
-    else:
-        out[prefix] = np.asarray(tree)
-    return out
-
-
-def _unflatten(flat: dict, prefix: str):
-    """Nested dicts from ``prefix/...`` keys; a level whose keys are exactly 0..n-1 becomes a list."""
-    root: dict = {}
-    for key, value in flat.items():
-        if not key.startswith(prefix + "/"):
-            continue
-        node, parts = root, key[len(prefix) + 1:].split("/")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-
-    def fix(node):
-        if not isinstance(node, dict):
-            return node
-        node = {k: fix(v) for k, v in node.items()}
-        if node and set(node) == {str(i) for i in range(len(node))}:
-            return [node[str(i)] for i in range(len(node))]
-        return node
-
-    return fix(root)
 
 
 def _finite(x):
@@ -94,11 +61,11 @@ def save_checkpoint(directory, result, config: dict | None = None) -> Path:
     if (folder / INDEX).exists():
         raise InputError(f"checkpoint {folder}: holds a population ({INDEX}); write a single run elsewhere")
     arrays: dict = {}
-    _flatten(tuple(result.params), "params", arrays)
-    _flatten(tuple(result.bn_state), "bn", arrays)
-    _flatten(result.method_state.learned, "sg", arrays)
-    _flatten(result.method_state.fixed, "fixed", arrays)
-    _flatten(result.metrics, "metrics", arrays)
+    flatten_arrays(tuple(result.params), "params", arrays)
+    flatten_arrays(tuple(result.bn_state), "bn", arrays)
+    flatten_arrays(result.method_state.learned, "sg", arrays)
+    flatten_arrays(result.method_state.fixed, "fixed", arrays)
+    flatten_arrays(result.metrics, "metrics", arrays)
     m = result.metrics
     summary = {}
     if len(m["step"]):
@@ -112,15 +79,6 @@ def save_checkpoint(directory, result, config: dict | None = None) -> Path:
     savez(folder / "checkpoint.npz", arrays)
     write_json(folder / "checkpoint.json", meta)
     return folder
-
-
-def _paths(path) -> tuple[Path, Path]:
-    p = Path(path)
-    if p.is_dir():
-        return p / "checkpoint.npz", p / "checkpoint.json"
-    if p.suffix in (".npz", ".json"):
-        return p.with_suffix(".npz"), p.with_suffix(".json")
-    raise InputError(f"checkpoint {p}: not a checkpoint folder or .npz/.json file")
 
 
 def _member_path(path, member):
@@ -152,7 +110,7 @@ def load_checkpoint(path, member: int | None = None) -> Checkpoint:
       the wrong type, an array of the wrong shape, parameters that are not finite) raises one
       :class:`sgtheory.InputError` line.
     """
-    npz_path, json_path = _paths(_member_path(path, member))
+    npz_path, json_path = checkpoint_files(_member_path(path, member))
     meta = read_json(json_path, what="checkpoint")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"checkpoint {json_path}: not an sgtheory checkpoint")

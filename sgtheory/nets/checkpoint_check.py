@@ -66,7 +66,7 @@ def check_arrays(arrays: dict, config, method, where):
     Raises:
         InputError: a missing, extra, wrongly shaped or non-float array.
     """
-    from sgtheory.nets.checkpoint import _unflatten
+    from sgtheory.io import unflatten_arrays
     from sgtheory.nets.methods import MethodState
 
     expected = expected_shapes(config, method)
@@ -85,11 +85,11 @@ def check_arrays(arrays: dict, config, method, where):
             raise InputError(f"checkpoint {where}: array {key} has dtype {a.dtype}, expected floating point")
         if not np.all(np.isfinite(a)):
             raise InputError(f"checkpoint {where}: array {key} is not finite (the run diverged)")
-    metrics = _unflatten(arrays, "metrics") or {}
+    metrics = unflatten_arrays(arrays, "metrics") or {}
     _check_metrics(metrics, config, where)
-    params = tuple(_unflatten(arrays, "params"))
-    bn = tuple(_unflatten(arrays, "bn") or [])
-    state = MethodState(_unflatten(arrays, "sg"), _unflatten(arrays, "fixed"))
+    params = tuple(unflatten_arrays(arrays, "params"))
+    bn = tuple(unflatten_arrays(arrays, "bn") or [])
+    state = MethodState(unflatten_arrays(arrays, "sg"), unflatten_arrays(arrays, "fixed"))
     return params, bn, state, metrics
 
 

@@ -16,7 +16,16 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sgtheory.errors import InputError
-from sgtheory.io import ensure_writable_dir, load_npz, read_json, savez, write_json
+from sgtheory.io import (
+    checkpoint_files,
+    ensure_writable_dir,
+    flatten_arrays,
+    load_npz,
+    read_json,
+    savez,
+    unflatten_arrays,
+    write_json,
+)
 from sgtheory.validate import seeds as check_seeds
 
 FORMAT = "sgtheory-rnn-checkpoint"
@@ -36,38 +45,6 @@ class RNNCheckpoint(NamedTuple):
     meta: dict
 
 
-def _flatten(tree, prefix: str, out: dict) -> dict:
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            _flatten(v, f"{prefix}/{k}", out)
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            _flatten(v, f"{prefix}/{i}", out)
-    else:
-        out[prefix] = np.asarray(tree)
-    return out
-
-
-def _unflatten(flat: dict, prefix: str):
-    root: dict = {}
-    for key, value in flat.items():
-        if not key.startswith(prefix + "/"):
-            continue
-        node, parts = root, key[len(prefix) + 1:].split("/")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-
-    def fix(node):
-        if not isinstance(node, dict):
-            return node
-        node = {k: fix(v) for k, v in node.items()}
-        if node and set(node) == {str(i) for i in range(len(node))}:
-            return [node[str(i)] for i in range(len(node))]
-        return node
-
-    return fix(root)
-
 
 def save_checkpoint(directory, result, run: dict | None = None) -> Path:
     """Write ``DIR/checkpoint.npz`` and ``DIR/checkpoint.json`` atomically from an :class:`RNNResult`.
@@ -84,10 +61,10 @@ def save_checkpoint(directory, result, run: dict | None = None) -> Path:
 
     folder = ensure_writable_dir(directory)
     arrays: dict = {}
-    _flatten(result.params.core, "core", arrays)
-    _flatten(result.params.aux, "aux", arrays)
-    _flatten(result.params.sg, "sg", arrays)
-    _flatten(result.metrics, "metrics", arrays)
+    flatten_arrays(result.params.core, "core", arrays)
+    flatten_arrays(result.params.aux, "aux", arrays)
+    flatten_arrays(result.params.sg, "sg", arrays)
+    flatten_arrays(result.metrics, "metrics", arrays)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sgtheory_version": __version__,
             "settings": result.settings.to_dict(), "method": result.method.to_dict(), "seeds": list(result.seeds),
             "summary": result.summary, "training": result.info, "arrays": sorted(arrays),
@@ -95,15 +72,6 @@ def save_checkpoint(directory, result, run: dict | None = None) -> Path:
     savez(folder / "checkpoint.npz", arrays)
     write_json(folder / "checkpoint.json", meta)
     return folder
-
-
-def _paths(path) -> tuple[Path, Path]:
-    p = Path(path)
-    if p.is_dir():
-        return p / "checkpoint.npz", p / "checkpoint.json"
-    if p.suffix in (".npz", ".json"):
-        return p.with_suffix(".npz"), p.with_suffix(".json")
-    raise InputError(f"checkpoint {p}: not a checkpoint folder or .npz/.json file")
 
 
 def load_checkpoint(path) -> RNNCheckpoint:
@@ -119,7 +87,7 @@ def load_checkpoint(path) -> RNNCheckpoint:
     from sgtheory.rnn.train import Settings
     from sgtheory.rnn.window import Params
 
-    npz_path, json_path = _paths(path)
+    npz_path, json_path = checkpoint_files(path)
     meta = read_json(json_path, what="checkpoint")
     kind = meta.get("format") if isinstance(meta, dict) else None
     if kind != FORMAT:
@@ -139,7 +107,7 @@ def load_checkpoint(path) -> RNNCheckpoint:
     missing = [k for k in listed if k not in arrays]
     if missing or not listed:
         raise InputError(f"checkpoint {npz_path}: missing arrays {', '.join(missing[:5]) or '(none listed)'}")
-    core = _unflatten(arrays, "core")
+    core = unflatten_arrays(arrays, "core")
     n, h, gates = len(seeds), settings.hidden, 4 if settings.core == "lstm" else 1
     ok = isinstance(core, dict) and set(core) == {"W", "b", "V", "v"} and all(
         isinstance(a, np.ndarray) for a in core.values())
@@ -149,10 +117,10 @@ def load_checkpoint(path) -> RNNCheckpoint:
     if not ok:
         raise InputError(f"checkpoint {npz_path}: core arrays do not match the settings "
                          f"({settings.core}, {h} units, {n} seeds)")
-    params = Params(core, _unflatten(arrays, "aux") or {}, _unflatten(arrays, "sg") or {})
+    params = Params(core, unflatten_arrays(arrays, "aux") or {}, unflatten_arrays(arrays, "sg") or {})
     if method.uses_sg != bool(params.sg) or method.has_aux != bool(params.aux):
         raise InputError(f"checkpoint {npz_path}: its arrays do not match method {method.name}")
-    return RNNCheckpoint(params, settings, method, seeds, _unflatten(arrays, "metrics") or {}, meta)
+    return RNNCheckpoint(params, settings, method, seeds, unflatten_arrays(arrays, "metrics") or {}, meta)
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RNNCheckpoint", "load_checkpoint", "save_checkpoint"]

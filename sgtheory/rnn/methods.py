@@ -37,6 +37,7 @@ from typing import ClassVar
 
 from sgtheory.errors import InputError
 from sgtheory.rnn.sg import SG_INPUTS, SG_MODULES
+from sgtheory.tables import render, yes_no
 from sgtheory.validate import choice, int_in_range
 
 
@@ -209,20 +210,12 @@ def unified_table(format: str = "markdown") -> str:
     Returns:
         The table as one string.
     """
-    choice(format, "format", ("markdown", "text"))
-    yn = lambda b: "yes" if b else "no"
     rows = []
     for name in METHODS:
         p = get(name).properties
-        rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked),
-                     yn(p.backward_locked), p.memory, p.horizon))
-    if format == "markdown":
-        lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-        lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[j]) for r in rows + [_COLUMNS]) for j in range(len(_COLUMNS))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-    return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
+        rows.append((name, p.signal, p.conditioned_on, yes_no(p.learned), yes_no(p.update_locked),
+                     yes_no(p.backward_locked), p.memory, p.horizon))
+    return render(_COLUMNS, rows, format)
 
 
 def describe(name: str) -> dict:

@@ -29,6 +29,7 @@ from sgtheory.nets.methods.base import Credit, Method, MethodState, Properties, 
 from sgtheory.nets.methods.chain_rule import Backprop, FeedbackAlignment
 from sgtheory.nets.methods.direct import DirectFeedbackAlignment, Kickback
 from sgtheory.nets.methods.synthetic import SyntheticGradient
+from sgtheory.tables import render, yes_no
 from sgtheory.validate import choice
 
 _FACTORIES = {
@@ -86,20 +87,12 @@ def unified_table(format: str = "markdown") -> str:
     Returns:
         The table as one string.
     """
-    choice(format, "format", ("markdown", "text"))
     rows = []
     for name in METHODS:
         p = get(name).properties
-        yn = lambda b: "yes" if b else "no"
-        rows.append((name, p.signal, p.conditioned_on, yn(p.learned), yn(p.update_locked), yn(p.backward_locked),
-                     yn(p.forward_locked)))
-    if format == "markdown":
-        lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-        lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(r)) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[j]) for r in rows + [_COLUMNS]) for j in range(len(_COLUMNS))]
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-    return "\n".join([fmt(_COLUMNS), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
+        rows.append((name, p.signal, p.conditioned_on, yes_no(p.learned), yes_no(p.update_locked),
+                     yes_no(p.backward_locked), yes_no(p.forward_locked)))
+    return render(_COLUMNS, rows, format)
 
 
 __all__ = ["DECOUPLED", "METHODS", "Credit", "Method", "MethodState", "Properties", "chain", "get", "unified_table"]
